@@ -1,0 +1,146 @@
+//! linehub's configuration: one YAML file, checked whole before anything uses it.
+//!
+//! `config.yaml` names where the daemon listens, where its store lives, the HubSpot portal, LINE's
+//! API hosts, the connector plan and the connected LINE Official Accounts (see
+//! `config.example.yaml`, where every key is commented). Two types keep the file honest: the raw
+//! YAML model in [`raw`], and the checked [`Config`] that only [`load`] can produce. Every error
+//! names file, line and field.
+
+mod error;
+mod load;
+mod raw;
+mod secret;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use load::{load, load_str, parse_yaml};
+pub use secret::{ExpandError, Secret, expand_env, expand_with};
+
+/// A checked configuration. Build one with [`load`] or [`load_str`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from; relative paths inside it were resolved against its directory.
+    pub source: PathBuf,
+    /// The HTTP listener.
+    pub server: ServerConfig,
+    /// The SQLite store.
+    pub store: StoreConfig,
+    /// The connector plan, which caps how many accounts may be active.
+    pub plan: PlanTier,
+    /// The HubSpot portal.
+    pub hubspot: HubSpotConfig,
+    /// LINE's API hosts.
+    pub line: LineConfig,
+    /// Connected LINE Official Accounts, in file order (serials live in the store, not here).
+    pub accounts: Vec<Account>,
+}
+
+impl Config {
+    /// The account whose webhook path segment is `id`, active or not.
+    pub fn account(&self, id: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.id == id)
+    }
+
+    /// Accounts that take webhooks and are synced.
+    pub fn active_accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.iter().filter(|a| a.active)
+    }
+}
+
+/// `server:`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address the HTTP listener binds, e.g. `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// How LINE and HubSpot reach this daemon (behind a reverse proxy), without a trailing slash.
+    pub public_base_url: String,
+    /// Requests with larger bodies are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+/// `store:`.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The SQLite database file.
+    pub path: PathBuf,
+}
+
+/// `hubspot:`.
+#[derive(Debug, Clone)]
+pub struct HubSpotConfig {
+    /// API root, `https://api.hubapi.com` unless pointed at the sandbox.
+    pub base_url: String,
+    /// Private-app or service-key token.
+    pub token: Secret,
+}
+
+/// `line:`.
+#[derive(Debug, Clone)]
+pub struct LineConfig {
+    /// Messaging API root, `https://api.line.me`.
+    pub api_base_url: String,
+    /// Content API root, `https://api-data.line.me`.
+    pub data_api_base_url: String,
+    /// LINE Login root, `https://access.line.me`.
+    pub login_base_url: String,
+}
+
+/// One connected LINE Official Account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Stable identifier used in the webhook URL `/line/{id}/webhook`.
+    pub id: String,
+    /// Human-readable name for logs and reports.
+    pub name: String,
+    /// Messaging API channel secret: the key of `X-Line-Signature`.
+    pub channel_secret: Secret,
+    /// Messaging API channel access token.
+    pub channel_access_token: Secret,
+    /// Inactive accounts keep their data and serial but take no webhooks.
+    pub active: bool,
+}
+
+/// The connector plan; it caps the number of active accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanTier {
+    /// Evaluation: 2 accounts.
+    Trial,
+    /// 2 accounts.
+    Starter,
+    /// 10 accounts.
+    Professional,
+    /// 50 accounts.
+    Enterprise,
+}
+
+impl PlanTier {
+    /// Every tier, for messages that list the choices.
+    pub const ALL: [PlanTier; 4] = [PlanTier::Trial, PlanTier::Starter, PlanTier::Professional, PlanTier::Enterprise];
+
+    /// How many accounts may be active at once.
+    pub fn max_active_accounts(self) -> usize {
+        match self {
+            PlanTier::Trial | PlanTier::Starter => 2,
+            PlanTier::Professional => 10,
+            PlanTier::Enterprise => 50,
+        }
+    }
+
+    /// The name used in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanTier::Trial => "trial",
+            PlanTier::Starter => "starter",
+            PlanTier::Professional => "professional",
+            PlanTier::Enterprise => "enterprise",
+        }
+    }
+
+    /// Parses the YAML name.
+    pub fn from_name(name: &str) -> Option<PlanTier> {
+        PlanTier::ALL.into_iter().find(|t| t.name() == name)
+    }
+}

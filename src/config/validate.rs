@@ -1,0 +1,203 @@
+//! Turning the raw YAML model into a checked [`Config`], collecting every error at once.
+//!
+//! Checks: `${ENV}` references resolve, addresses and URLs parse, account ids are unique and fit
+//! in a URL path, secrets are not empty, and no more accounts are active than the plan allows.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::raw::{RawAccount, RawConfig};
+use super::secret::{Secret, expand_with};
+use super::{Account, Config, HubSpotConfig, LineConfig, PlanTier, ServerConfig, StoreConfig};
+
+/// Default request body limit: LINE sends at most a few hundred KB; 1 MiB leaves headroom.
+const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// Collects errors while checking one file.
+struct Checker<'a> {
+    file: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error<T>(&mut self, at: &Spanned<T>, field: &str, message: impl Into<String>) {
+        let loc = at.referenced;
+        self.errors.push(ConfigError::at(self.file, loc.line(), loc.column(), field, message));
+    }
+
+    /// Expands `${ENV}` in a string value; `None` (after recording why) when it cannot.
+    fn string(&mut self, value: &Spanned<String>, field: &str) -> Option<String> {
+        match expand_with(&value.value, self.env) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.error(value, field, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// A string that must not be empty once expanded (secrets, tokens).
+    fn secret(&mut self, value: &Spanned<String>, field: &str) -> Option<Secret> {
+        let s = self.string(value, field)?;
+        if s.trim().is_empty() {
+            self.error(value, field, "must not be empty");
+            return None;
+        }
+        Some(Secret::new(s))
+    }
+
+    /// An `http(s)://` base URL, returned without a trailing slash.
+    fn url(&mut self, value: Option<&Spanned<String>>, field: &str, default: &str) -> Option<String> {
+        let Some(value) = value else {
+            return Some(default.to_string());
+        };
+        let s = self.string(value, field)?;
+        match reqwest::Url::parse(&s) {
+            Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
+                Some(s.trim_end_matches('/').to_string())
+            }
+            Ok(_) => {
+                self.error(value, field, format!("`{s}` must be an http:// or https:// URL with a host"));
+                None
+            }
+            Err(e) => {
+                self.error(value, field, format!("`{s}` is not a URL: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// Checks a parsed file. `env` resolves `${NAME}` references.
+pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let mut c = Checker { file, env, errors: Vec::new() };
+
+    let listen = c.string(&raw.server.listen, "server.listen").and_then(|s| match s.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            c.error(&raw.server.listen, "server.listen", format!("`{s}` is not an address like 127.0.0.1:8080"));
+            None
+        }
+    });
+    let public_base_url = c.url(Some(&raw.server.public_base_url), "server.public_base_url", "");
+    let max_body_bytes = match &raw.server.max_body_bytes {
+        Some(v) if v.value < 1024 => {
+            c.error(v, "server.max_body_bytes", "must be at least 1024");
+            None
+        }
+        Some(v) => usize::try_from(v.value).ok(),
+        None => usize::try_from(DEFAULT_MAX_BODY_BYTES).ok(),
+    };
+
+    let store_path = c.string(&raw.store.path, "store.path").and_then(|s| {
+        if s.trim().is_empty() {
+            c.error(&raw.store.path, "store.path", "must not be empty");
+            return None;
+        }
+        let p = PathBuf::from(s);
+        Some(if p.is_relative() { file.parent().unwrap_or(Path::new(".")).join(p) } else { p })
+    });
+
+    let plan = PlanTier::from_name(&raw.plan.value);
+    if plan.is_none() {
+        let names: Vec<_> = PlanTier::ALL.iter().map(|t| t.name()).collect();
+        c.error(&raw.plan, "plan", format!("unknown plan `{}`; use one of {}", raw.plan.value, names.join(", ")));
+    }
+
+    let hubspot_base = c.url(raw.hubspot.base_url.as_ref(), "hubspot.base_url", "https://api.hubapi.com");
+    let hubspot_token = c.secret(&raw.hubspot.token, "hubspot.token");
+
+    let line = LineConfig {
+        api_base_url: c
+            .url(raw.line.api_base_url.as_ref(), "line.api_base_url", "https://api.line.me")
+            .unwrap_or_default(),
+        data_api_base_url: c
+            .url(raw.line.data_api_base_url.as_ref(), "line.data_api_base_url", "https://api-data.line.me")
+            .unwrap_or_default(),
+        login_base_url: c
+            .url(raw.line.login_base_url.as_ref(), "line.login_base_url", "https://access.line.me")
+            .unwrap_or_default(),
+    };
+
+    let accounts = check_accounts(&mut c, &raw.accounts, plan);
+
+    match (listen, public_base_url, max_body_bytes, store_path, plan, hubspot_base, hubspot_token) {
+        (
+            Some(listen),
+            Some(public_base_url),
+            Some(max_body_bytes),
+            Some(path),
+            Some(plan),
+            Some(base_url),
+            Some(token),
+        ) if c.errors.is_empty() => Ok(Config {
+            source: file.to_path_buf(),
+            server: ServerConfig { listen, public_base_url, max_body_bytes },
+            store: StoreConfig { path },
+            plan,
+            hubspot: HubSpotConfig { base_url, token },
+            line,
+            accounts,
+        }),
+        _ => Err(ConfigErrors(c.errors)),
+    }
+}
+
+/// Account ids appear in webhook URLs and in logs: keep them short and URL-safe.
+fn valid_account_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn check_accounts(c: &mut Checker<'_>, raw: &[RawAccount], plan: Option<PlanTier>) -> Vec<Account> {
+    let mut accounts = Vec::with_capacity(raw.len());
+    let mut active = 0usize;
+    for (i, a) in raw.iter().enumerate() {
+        let field = |name: &str| format!("accounts[{i}].{name}");
+        let id = a.id.value.clone();
+        if !valid_account_id(&id) {
+            c.error(
+                &a.id,
+                &field("id"),
+                format!("`{id}` must be 1-64 of a-z, 0-9, `-`, `_`, starting with a letter or digit"),
+            );
+        } else if raw[..i].iter().any(|b| b.id.value == id) {
+            c.error(&a.id, &field("id"), format!("`{id}` is used by an earlier account; ids must be unique"));
+        }
+        let secret = c.secret(&a.channel_secret, &field("channel_secret"));
+        let token = c.secret(&a.channel_access_token, &field("channel_access_token"));
+        let is_active = a.active.as_ref().is_none_or(|s| s.value);
+        if is_active {
+            active += 1;
+            if let Some(plan) = plan
+                && active == plan.max_active_accounts() + 1
+            {
+                c.error(
+                    &a.id,
+                    &field("id"),
+                    format!(
+                        "plan `{}` allows {} active accounts and this is one more; set `active: false` on an account or raise `plan`",
+                        plan.name(),
+                        plan.max_active_accounts()
+                    ),
+                );
+            }
+        }
+        if let (Some(channel_secret), Some(channel_access_token)) = (secret, token) {
+            accounts.push(Account {
+                name: a.name.clone().unwrap_or_else(|| id.clone()),
+                id,
+                channel_secret,
+                channel_access_token,
+                active: is_active,
+            });
+        }
+    }
+    accounts
+}

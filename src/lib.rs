@@ -1,0 +1,12 @@
+//! linehub: connects LINE Official Accounts to a HubSpot portal, self-hosted.
+//!
+//! A LINE webhook arrives at [`http`], is verified and committed to the [`store`]'s inbox before
+//! it is acknowledged, and is then turned into HubSpot contact state. [`config`] is the one YAML
+//! file that says which accounts exist; [`daemon`] wires the pieces into the running service.
+//! This crate is the library behind the `linehub` binary; the binary only parses arguments.
+
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod line;
+pub mod store;

@@ -1,0 +1,5 @@
+//! LINE: the webhook surface (signature, event envelope) and, later, the Messaging API client
+//! and LINE Login.
+
+pub mod signature;
+pub mod webhook;

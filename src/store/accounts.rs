@@ -1,0 +1,39 @@
+//! Account serials: each LINE account gets a number N the first time it is seen.
+//!
+//! N names the account's HubSpot properties (`line_user_id_N`, …), so it must never change: it is
+//! assigned once, stored, never reused (AUTOINCREMENT), and does not depend on the order of the
+//! accounts in the YAML. A removed account keeps its row, so adding it back restores its number.
+
+use rusqlite::params;
+
+use super::{Store, StoreError, now_ms};
+
+impl Store {
+    /// Returns the serial of each account id, assigning new ones in the order given.
+    pub async fn ensure_serials(&self, ids: Vec<String>) -> Result<Vec<(String, i64)>, StoreError> {
+        self.write(move |conn| {
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO accounts (account_id, first_seen) VALUES (?1, ?2) ON CONFLICT (account_id) DO NOTHING",
+            )?;
+            let mut select = conn.prepare_cached("SELECT serial FROM accounts WHERE account_id = ?1")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                insert.execute(params![id, now_ms()])?;
+                let serial: i64 = select.query_row([&id], |r| r.get(0))?;
+                out.push((id, serial));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Every account ever seen with its serial, including removed ones.
+    pub async fn serials(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT account_id, serial FROM accounts ORDER BY serial")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,43 @@
+//! Schema migrations, applied in order at open and recorded in `PRAGMA user_version`.
+//!
+//! Append new steps at the end; never edit one that has shipped.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+const STEPS: &[&str] = &[
+    // 1: the inbox of webhook events and the account serials.
+    "CREATE TABLE inbox (
+        webhook_event_id TEXT PRIMARY KEY,
+        account_id       TEXT    NOT NULL,
+        event_type       TEXT    NOT NULL,
+        user_id          TEXT,
+        event_ts         INTEGER NOT NULL,
+        received_at      INTEGER NOT NULL,
+        redelivery       INTEGER NOT NULL DEFAULT 0,
+        body             TEXT    NOT NULL,
+        state            TEXT    NOT NULL DEFAULT 'pending',
+        note             TEXT
+    ) STRICT;
+    CREATE INDEX inbox_pending ON inbox (state, account_id, user_id, event_ts) WHERE state = 'pending';
+    CREATE TABLE accounts (
+        serial      INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id  TEXT    NOT NULL UNIQUE,
+        first_seen  INTEGER NOT NULL
+    );",
+];
+
+/// The schema version this build expects.
+pub const LATEST: usize = STEPS.len();
+
+/// Brings the schema up to [`LATEST`], each step in its own transaction.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?.try_into().unwrap_or(0);
+    for (i, step) in STEPS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(current)
+}

@@ -1,0 +1,136 @@
+//! The store: one SQLite file in WAL mode, holding everything linehub must not lose.
+//!
+//! What is here: the inbox of accepted webhook events ([`inbox`]) and the serial number of each
+//! account ([`accounts`]). Writes go through one thread with group commit ([`writer`]) and
+//! `synchronous=FULL`, so a write that has returned survives a crash or power loss; reads use
+//! their own connections and never wait for the writer.
+
+pub mod accounts;
+pub mod inbox;
+mod migrations;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use inbox::{InboxEvent, InboxOutcome, InboxRow};
+use writer::Writer;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused a statement.
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The group commit failed; nothing in it is stored.
+    #[error("store commit failed: {0}")]
+    Commit(String),
+    /// The writer thread is gone (shutting down, or it could not open a transaction).
+    #[error("store writer is not available")]
+    WriterGone,
+    /// The database was written by a newer linehub.
+    #[error("store schema version {found} is newer than this linehub understands ({supported}); upgrade linehub")]
+    TooNew {
+        /// Version in the file.
+        found: usize,
+        /// Version this build writes.
+        supported: usize,
+    },
+    /// The directory or file could not be created.
+    #[error("store path {path}: {source}")]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A blocking read task panicked or was cancelled.
+    #[error("store read task failed: {0}")]
+    Task(String),
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    path: Arc<PathBuf>,
+    writer: Writer,
+    /// Idle read-only connections, reused to avoid reopening the file per read.
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: the WAL is fsync'd at every commit, so an acknowledged webhook survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "busy_timeout", 5000)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let found = usize::try_from(found).unwrap_or(usize::MAX);
+        if found > migrations::LATEST {
+            return Err(StoreError::TooNew { found, supported: migrations::LATEST });
+        }
+        migrations::migrate(&mut conn)?;
+        let writer = Writer::spawn(conn).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+        Ok(Store { path: Arc::new(path.to_path_buf()), writer, readers: Arc::default() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in a write transaction; resolves once it is durably committed.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
+    /// Runs `f` on a read-only connection on the blocking pool.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` on a read-only connection on the calling thread (for CLI commands and tests).
+    pub fn read_blocking<R>(&self, f: impl FnOnce(&Connection) -> Result<R, rusqlite::Error>) -> Result<R, StoreError> {
+        let idle = self.readers.lock().ok().and_then(|mut r| r.pop());
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    self.path.as_path(),
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.pragma_update(None, "busy_timeout", 5000)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        if let Ok(mut r) = self.readers.lock() {
+            r.push(conn);
+        }
+        Ok(result?)
+    }
+}
+
+/// Milliseconds since the Unix epoch, the store's one time format.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
