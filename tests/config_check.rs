@@ -76,13 +76,17 @@ fn the_example_config_passes_with_its_variables_set() {
 
 #[test]
 fn an_unknown_key_is_located() {
-    let text = GOOD.replace("    channel_access_token: \"token-2\"\n", "    channel_access_token: \"token-2\"\n    actve: true\n");
+    let text = GOOD
+        .replace("    channel_access_token: \"token-2\"\n", "    channel_access_token: \"token-2\"\n    actve: true\n");
     assert_refused(&text, &["16:5: accounts[1].actve: unknown field `actve`"]);
 }
 
 #[test]
 fn a_wrong_type_is_located() {
-    let text = GOOD.replace("  public_base_url: \"https://linehub.example.com\"\n", "  public_base_url: \"https://linehub.example.com\"\n  max_body_bytes: lots\n");
+    let text = GOOD.replace(
+        "  public_base_url: \"https://linehub.example.com\"\n",
+        "  public_base_url: \"https://linehub.example.com\"\n  max_body_bytes: lots\n",
+    );
     assert_refused(&text, &["4:19: server.max_body_bytes: invalid u64"]);
 }
 
@@ -98,7 +102,8 @@ fn more_active_accounts_than_the_plan_allows_is_an_error() {
     assert_refused(&text, &["16:9: accounts[2].id: plan `starter` allows 2 active accounts"]);
     // The same three accounts fit once one is inactive, or on a bigger plan.
     let dir = tempfile::tempdir().unwrap();
-    let inactive = format!("{GOOD}  - id: kyoto\n    channel_secret: s\n    channel_access_token: t\n    active: false\n");
+    let inactive =
+        format!("{GOOD}  - id: kyoto\n    channel_secret: s\n    channel_access_token: t\n    active: false\n");
     assert!(check(&write(dir.path(), &inactive)).0);
     let bigger = text.replace("plan: starter", "plan: professional");
     assert!(check(&write(dir.path(), &bigger)).0);

@@ -4,7 +4,7 @@
 //! assigned once, stored, never reused (AUTOINCREMENT), and does not depend on the order of the
 //! accounts in the YAML. A removed account keeps its row, so adding it back restores its number.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, now_ms};
 
@@ -12,14 +12,19 @@ impl Store {
     /// Returns the serial of each account id, assigning new ones in the order given.
     pub async fn ensure_serials(&self, ids: Vec<String>) -> Result<Vec<(String, i64)>, StoreError> {
         self.write(move |conn| {
-            let mut insert = conn.prepare_cached(
-                "INSERT INTO accounts (account_id, first_seen) VALUES (?1, ?2) ON CONFLICT (account_id) DO NOTHING",
-            )?;
+            // Look before inserting: a conflicting INSERT would still advance AUTOINCREMENT and
+            // leave gaps in the numbering.
             let mut select = conn.prepare_cached("SELECT serial FROM accounts WHERE account_id = ?1")?;
+            let mut insert = conn.prepare_cached("INSERT INTO accounts (account_id, first_seen) VALUES (?1, ?2)")?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                insert.execute(params![id, now_ms()])?;
-                let serial: i64 = select.query_row([&id], |r| r.get(0))?;
+                let serial = match select.query_row([&id], |r| r.get(0)).optional()? {
+                    Some(serial) => serial,
+                    None => {
+                        insert.execute(params![id, now_ms()])?;
+                        conn.last_insert_rowid()
+                    }
+                };
                 out.push((id, serial));
             }
             Ok(out)
