@@ -5,8 +5,12 @@
 //! file that says which accounts exist; [`daemon`] wires the pieces into the running service.
 //! This crate is the library behind the `linehub` binary; the binary only parses arguments.
 
+pub mod apply;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod http;
+pub mod hubspot;
 pub mod line;
 pub mod store;
+pub mod sync;

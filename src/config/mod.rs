@@ -75,6 +75,31 @@ pub struct HubSpotConfig {
     pub base_url: String,
     /// Private-app or service-key token.
     pub token: Secret,
+    /// Requests allowed per rolling 10 seconds (from `tier`, or set directly).
+    pub requests_per_10s: u32,
+    /// How long one request may take before it counts as failed.
+    pub timeout: std::time::Duration,
+    /// Domain of the placeholder email given to contacts known only by their LINE user id.
+    pub dummy_email_domain: String,
+}
+
+impl HubSpotConfig {
+    /// The placeholder email of a LINE user: unique per user, lowercase, never deliverable
+    /// unless the domain is made so. It also makes contact creation idempotent: a second create
+    /// for the same user gets HubSpot's 409 with the existing contact's id.
+    pub fn dummy_email(&self, user_id: &str) -> String {
+        format!("{}@{}", user_id.to_ascii_lowercase(), self.dummy_email_domain)
+    }
+}
+
+/// HubSpot's API burst limit per private app and 10 seconds, by the portal's subscription.
+pub fn hubspot_requests_per_10s(tier: &str) -> Option<u32> {
+    match tier {
+        "free" | "starter" => Some(100),
+        "professional" | "enterprise" => Some(190),
+        "api_limit_increase" => Some(250),
+        _ => None,
+    }
 }
 
 /// `line:`.

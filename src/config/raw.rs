@@ -45,6 +45,14 @@ pub struct RawHubSpot {
     #[serde(default)]
     pub base_url: Option<Spanned<String>>,
     pub token: Spanned<String>,
+    #[serde(default)]
+    pub tier: Option<Spanned<String>>,
+    #[serde(default)]
+    pub requests_per_10s: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub timeout_secs: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub dummy_email_domain: Option<Spanned<String>>,
 }
 
 /// `line:`: LINE's API hosts; only tests and the sandbox change them.

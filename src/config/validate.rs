@@ -15,6 +15,8 @@ use super::{Account, Config, HubSpotConfig, LineConfig, PlanTier, ServerConfig, 
 
 /// Default request body limit: LINE sends at most a few hundred KB; 1 MiB leaves headroom.
 const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// `.invalid` is reserved (RFC 2606): mail to it can never be delivered to anyone.
+const DEFAULT_DUMMY_EMAIL_DOMAIN: &str = "line.linehub.invalid";
 
 /// Collects errors while checking one file.
 struct Checker<'a> {
@@ -110,6 +112,49 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
 
     let hubspot_base = c.url(raw.hubspot.base_url.as_ref(), "hubspot.base_url", "https://api.hubapi.com");
     let hubspot_token = c.secret(&raw.hubspot.token, "hubspot.token");
+    let requests_per_10s = match (&raw.hubspot.requests_per_10s, &raw.hubspot.tier) {
+        (Some(n), _) if n.value < 3 => {
+            c.error(n, "hubspot.requests_per_10s", "must be at least 3");
+            None
+        }
+        (Some(n), _) => Some(n.value),
+        (None, Some(tier)) => {
+            let n = super::hubspot_requests_per_10s(&tier.value);
+            if n.is_none() {
+                c.error(
+                    tier,
+                    "hubspot.tier",
+                    format!(
+                        "unknown HubSpot tier `{}`; use free, starter, professional, enterprise or api_limit_increase",
+                        tier.value
+                    ),
+                );
+            }
+            n
+        }
+        (None, None) => Some(100),
+    };
+    let timeout = match &raw.hubspot.timeout_secs {
+        Some(t) if t.value == 0 || t.value > 300 => {
+            c.error(t, "hubspot.timeout_secs", "must be between 1 and 300");
+            None
+        }
+        Some(t) => Some(std::time::Duration::from_secs(t.value)),
+        None => Some(std::time::Duration::from_secs(30)),
+    };
+    let dummy_email_domain = match &raw.hubspot.dummy_email_domain {
+        None => Some(DEFAULT_DUMMY_EMAIL_DOMAIN.to_string()),
+        Some(d) => c.string(d, "hubspot.dummy_email_domain").and_then(|s| {
+            let ok = s.contains('.')
+                && s.split('.').all(|l| !l.is_empty() && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'));
+            if ok {
+                Some(s.to_ascii_lowercase())
+            } else {
+                c.error(d, "hubspot.dummy_email_domain", format!("`{s}` is not a domain name like line.example.com"));
+                None
+            }
+        }),
+    };
 
     let line = LineConfig {
         api_base_url: c
@@ -125,24 +170,26 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
 
     let accounts = check_accounts(&mut c, &raw.accounts, plan);
 
-    match (listen, public_base_url, max_body_bytes, store_path, plan, hubspot_base, hubspot_token) {
-        (
-            Some(listen),
-            Some(public_base_url),
-            Some(max_body_bytes),
-            Some(path),
-            Some(plan),
-            Some(base_url),
-            Some(token),
-        ) if c.errors.is_empty() => Ok(Config {
-            source: file.to_path_buf(),
-            server: ServerConfig { listen, public_base_url, max_body_bytes },
-            store: StoreConfig { path },
-            plan,
-            hubspot: HubSpotConfig { base_url, token },
-            line,
-            accounts,
-        }),
+    let hubspot = match (hubspot_base, hubspot_token, requests_per_10s, timeout, dummy_email_domain) {
+        (Some(base_url), Some(token), Some(requests_per_10s), Some(timeout), Some(dummy_email_domain)) => {
+            Some(HubSpotConfig { base_url, token, requests_per_10s, timeout, dummy_email_domain })
+        }
+        _ => None,
+    };
+    match (listen, public_base_url, max_body_bytes, store_path, plan, hubspot) {
+        (Some(listen), Some(public_base_url), Some(max_body_bytes), Some(path), Some(plan), Some(hubspot))
+            if c.errors.is_empty() =>
+        {
+            Ok(Config {
+                source: file.to_path_buf(),
+                server: ServerConfig { listen, public_base_url, max_body_bytes },
+                store: StoreConfig { path },
+                plan,
+                hubspot,
+                line,
+                accounts,
+            })
+        }
         _ => Err(ConfigErrors(c.errors)),
     }
 }

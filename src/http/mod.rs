@@ -28,6 +28,8 @@ pub struct AppState {
     pub config: watch::Receiver<Arc<Config>>,
     /// The store the inbox lives in.
     pub store: Store,
+    /// Woken after events are committed, so they are applied without polling delay.
+    pub inbox: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Builds the router. The body limit is fixed when the router is built.

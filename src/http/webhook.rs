@@ -6,22 +6,34 @@
 //! "Verify" button and gets 200. If the store cannot commit, the answer is 503 so LINE's
 //! redelivery (when enabled) tries again.
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::line::{signature, webhook};
+
+/// The `X-Line-Signature` header, taken without copying the rest of the headers.
+pub struct LineSignature(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for LineSignature {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // HeaderMap lookups are case-insensitive, as LINE's header casing may change.
+        Ok(LineSignature(parts.headers.get("x-line-signature").cloned()))
+    }
+}
 
 /// The handler.
 pub async fn receive(
     State(app): State<AppState>,
     Path(account_id): Path<String>,
-    headers: HeaderMap,
+    LineSignature(header): LineSignature,
     body: Bytes,
-) -> (StatusCode, Json<Value>) {
+) -> Response {
     let secret = {
         let config = app.config.borrow();
         match config.account(&account_id).filter(|a| a.active) {
@@ -29,9 +41,7 @@ pub async fn receive(
             None => return reply(StatusCode::NOT_FOUND, "no active account with this id"),
         }
     };
-    // HeaderMap lookups are case-insensitive, as LINE's header casing may change.
-    let header = headers.get("x-line-signature").map(|v| v.as_bytes());
-    if let Err(e) = signature::verify(secret.expose().as_bytes(), &body, header) {
+    if let Err(e) = signature::verify(secret.expose().as_bytes(), &body, header.as_ref().map(HeaderValue::as_bytes)) {
         tracing::warn!(account = %account_id, reason = %e, "webhook refused");
         return reply(StatusCode::UNAUTHORIZED, &e.to_string());
     }
@@ -43,12 +53,15 @@ pub async fn receive(
         }
     };
     if events.is_empty() {
-        return (StatusCode::OK, Json(json!({ "stored": 0, "duplicates": 0 })));
+        return stored(0, 0);
     }
     match app.store.inbox_insert(events).await {
         Ok(outcome) => {
+            if outcome.stored > 0 {
+                app.inbox.notify_one();
+            }
             tracing::debug!(account = %account_id, stored = outcome.stored, duplicates = outcome.duplicates, "webhook stored");
-            (StatusCode::OK, Json(json!({ "stored": outcome.stored, "duplicates": outcome.duplicates })))
+            stored(outcome.stored, outcome.duplicates)
         }
         Err(e) => {
             tracing::error!(account = %account_id, error = %e, "webhook could not be stored");
@@ -57,6 +70,15 @@ pub async fn receive(
     }
 }
 
-fn reply(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {
-    (status, Json(json!({ "error": message })))
+/// 200 with what was stored; written by hand because it is on the hot path.
+fn stored(stored: usize, duplicates: usize) -> Response {
+    json_response(StatusCode::OK, format!(r#"{{"stored":{stored},"duplicates":{duplicates}}}"#))
+}
+
+fn reply(status: StatusCode, message: &str) -> Response {
+    json_response(status, serde_json::json!({ "error": message }).to_string())
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }

@@ -25,6 +25,39 @@ const STEPS: &[&str] = &[
         account_id  TEXT    NOT NULL UNIQUE,
         first_seen  INTEGER NOT NULL
     );",
+    // 2: contact sync: what linehub knows per friend, which contact a LINE user is, the outbox
+    // of HubSpot writes, and the open task per contact.
+    "CREATE TABLE friends (
+        serial          INTEGER NOT NULL,
+        user_id         TEXT    NOT NULL,
+        follow_ts       INTEGER,
+        response_ts     INTEGER,
+        synced_on       TEXT,
+        profile_fetched INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (serial, user_id)
+    ) STRICT;
+    CREATE TABLE contact_links (
+        user_id    TEXT PRIMARY KEY,
+        contact_id TEXT    NOT NULL,
+        linked_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        key             TEXT    NOT NULL,
+        op              TEXT    NOT NULL,
+        created_at      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        dead            INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX outbox_due ON outbox (dead, next_attempt_at);
+    CREATE INDEX outbox_key ON outbox (key);
+    CREATE TABLE owner_tasks (
+        contact_id TEXT PRIMARY KEY,
+        task_id    TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build expects.

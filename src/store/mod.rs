@@ -1,13 +1,17 @@
 //! The store: one SQLite file in WAL mode, holding everything linehub must not lose.
 //!
-//! What is here: the inbox of accepted webhook events ([`inbox`]) and the serial number of each
-//! account ([`accounts`]). Writes go through one thread with group commit ([`writer`]) and
+//! What is here: the inbox of accepted webhook events ([`inbox`]), the serial number of each
+//! account ([`accounts`]), what linehub knows per friend ([`friends`]), LINE user → contact links
+//! and owner tasks ([`contacts`]), and the outbox of HubSpot writes ([`outbox`]). Writes go through one thread with group commit ([`writer`]) and
 //! `synchronous=FULL`, so a write that has returned survives a crash or power loss; reads use
 //! their own connections and never wait for the writer.
 
 pub mod accounts;
+pub mod contacts;
+pub mod friends;
 pub mod inbox;
 mod migrations;
+pub mod outbox;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use friends::{AppliedBatch, EventOutcome};
 pub use inbox::{InboxEvent, InboxOutcome, InboxRow};
+pub use outbox::{Op, OutboxRow};
 use writer::Writer;
 
 /// Why a store operation failed.

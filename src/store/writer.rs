@@ -83,12 +83,12 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
     }
     let mut completions = Vec::with_capacity(group.len());
     for job in group {
-        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let savepoint = run_cached(conn, "SAVEPOINT job");
         let (ok, done) = job(conn);
         let release = if ok || savepoint.is_err() {
-            conn.execute_batch("RELEASE job")
+            run_cached(conn, "RELEASE job")
         } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
         };
         if let Err(e) = release {
             tracing::error!(error = %e, "store savepoint could not be released");
@@ -102,4 +102,9 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
     for done in completions {
         done(commit.clone());
     }
+}
+
+/// Runs a parameterless statement through the statement cache (savepoints run per job).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }

@@ -1,0 +1,20 @@
+//! HubSpot API paths and constants, in one place.
+//!
+//! linehub uses the v3 CRM paths (v4 for nothing yet). HubSpot stops supporting v1–v3 paths in
+//! September 2027 in favour of dated paths (`/crm/objects/2026-03/contacts`); moving is a change
+//! to this file alone.
+
+/// Contacts.
+pub const CONTACTS: &str = "/crm/v3/objects/contacts";
+/// Tasks.
+pub const TASKS: &str = "/crm/v3/objects/tasks";
+/// Contact property definitions.
+pub const CONTACT_PROPERTIES: &str = "/crm/v3/properties/contacts";
+/// Contact property groups.
+pub const CONTACT_PROPERTY_GROUPS: &str = "/crm/v3/properties/contacts/groups";
+
+/// Association type id: task → contact (HubSpot-defined).
+pub const TASK_TO_CONTACT: u32 = 204;
+
+/// Most inputs one batch call accepts.
+pub const BATCH_LIMIT: usize = 100;

@@ -1,0 +1,16 @@
+//! HubSpot: the client (auth, rate limit, error shapes), the contact property definitions, and
+//! the writer, which is the only code that writes to HubSpot.
+//!
+//! [`api`] holds every path and the API version in one place. [`client`] sends requests through
+//! one shared rate limiter and turns HubSpot's answers into typed errors ([`error`]).
+//! [`properties`] makes sure the `LINE` property group and each account's properties exist.
+//! [`writer`] drains the store's outbox: coalesce per contact, batch, limit, retry, dead letter.
+
+pub mod api;
+pub mod client;
+pub mod error;
+pub mod properties;
+pub mod writer;
+
+pub use client::HubSpotClient;
+pub use error::HubSpotError;

@@ -1,0 +1,94 @@
+//! Which HubSpot contact a LINE user is, and the open task linehub gave its owner.
+//!
+//! The link is learned from HubSpot's answers (a create's id, a 409's "Existing ID"), never from
+//! search, whose index lags writes. A link is dropped when HubSpot says the contact is gone, so
+//! the next follow or message recreates it.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, now_ms};
+
+impl Store {
+    /// The contact ids of these LINE users, where known.
+    pub async fn contact_links(&self, user_ids: Vec<String>) -> Result<HashMap<String, String>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT contact_id FROM contact_links WHERE user_id = ?1")?;
+            let mut out = HashMap::new();
+            for u in user_ids {
+                if let Some(c) = stmt.query_row([&u], |r| r.get::<_, String>(0)).optional()? {
+                    out.insert(u, c);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Records (or replaces) the contact of each LINE user.
+    pub async fn link_contacts(&self, links: Vec<(String, String)>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO contact_links (user_id, contact_id, linked_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET contact_id = excluded.contact_id, linked_at = excluded.linked_at",
+            )?;
+            for (user, contact) in links {
+                stmt.execute(params![user, contact, now_ms()])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Forgets the contacts of these users (HubSpot no longer has them).
+    pub async fn unlink_contacts(&self, user_ids: Vec<String>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached("DELETE FROM contact_links WHERE user_id = ?1")?;
+            for u in user_ids {
+                stmt.execute([u])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The task linehub last created for each of these contacts.
+    pub async fn owner_tasks(&self, contact_ids: Vec<String>) -> Result<HashMap<String, String>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT task_id FROM owner_tasks WHERE contact_id = ?1")?;
+            let mut out = HashMap::new();
+            for c in contact_ids {
+                if let Some(t) = stmt.query_row([&c], |r| r.get::<_, String>(0)).optional()? {
+                    out.insert(c, t);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Records the open task of each contact, and deletes the outbox rows that asked for them,
+    /// in one transaction.
+    pub async fn record_owner_tasks(
+        &self,
+        tasks: Vec<(String, String)>,
+        done_rows: Vec<i64>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO owner_tasks (contact_id, task_id, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (contact_id) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at",
+            )?;
+            for (contact, task) in tasks {
+                stmt.execute(params![contact, task, now_ms()])?;
+            }
+            let mut del = conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+            for id in done_rows {
+                del.execute([id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,103 @@
+//! Friend state per account and user, and the one transaction that applies inbox events.
+//!
+//! Applying an event means: store the new friend state, queue its HubSpot writes in the outbox,
+//! and mark the event applied (or skipped, with the reason). These happen together or not at
+//! all, so a crash at any point neither loses an event's writes nor queues them twice.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::outbox::{self, Op};
+use super::{Store, StoreError};
+use crate::sync::FriendState;
+
+/// The outcome of processing one inbox event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Its writes are queued.
+    Applied,
+    /// It changes nothing; why.
+    Skipped(String),
+}
+
+/// Everything one batch of inbox processing commits.
+#[derive(Debug, Default)]
+pub struct AppliedBatch {
+    /// New friend states, by (serial, user).
+    pub friends: HashMap<(i64, String), FriendState>,
+    /// Writes to queue, in order.
+    pub ops: Vec<Op>,
+    /// Each processed event and what became of it.
+    pub events: Vec<(String, EventOutcome)>,
+}
+
+impl Store {
+    /// Pending inbox events in the order they are applied: by event time, then arrival.
+    pub async fn inbox_pending(&self, limit: usize) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT webhook_event_id, account_id, body FROM inbox WHERE state = 'pending'
+                 ORDER BY event_ts, received_at, rowid LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// What linehub knows about these friends (default for unknown ones).
+    pub async fn friend_states(
+        &self,
+        keys: Vec<(i64, String)>,
+    ) -> Result<HashMap<(i64, String), FriendState>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT follow_ts, response_ts, synced_on, profile_fetched FROM friends WHERE serial = ?1 AND user_id = ?2",
+            )?;
+            let mut out = HashMap::new();
+            for (serial, user) in keys {
+                let state = stmt
+                    .query_row(params![serial, user], |r| {
+                        Ok(FriendState {
+                            follow_ts: r.get(0)?,
+                            response_ts: r.get(1)?,
+                            synced_on: r.get(2)?,
+                            profile_fetched: r.get(3)?,
+                        })
+                    })
+                    .optional()?
+                    .unwrap_or_default();
+                out.insert((serial, user), state);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Commits one batch: friend states, outbox rows (due at `now`) and inbox states, atomically.
+    pub async fn apply_batch(&self, batch: AppliedBatch, now: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut friend = conn.prepare_cached(
+                "INSERT INTO friends (serial, user_id, follow_ts, response_ts, synced_on, profile_fetched)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (serial, user_id) DO UPDATE SET follow_ts = excluded.follow_ts,
+                   response_ts = excluded.response_ts, synced_on = excluded.synced_on,
+                   profile_fetched = excluded.profile_fetched",
+            )?;
+            for ((serial, user), s) in &batch.friends {
+                friend.execute(params![serial, user, s.follow_ts, s.response_ts, s.synced_on, s.profile_fetched])?;
+            }
+            outbox::push(conn, &batch.ops, now)?;
+            let mut mark = conn.prepare_cached("UPDATE inbox SET state = ?2, note = ?3 WHERE webhook_event_id = ?1")?;
+            for (id, outcome) in &batch.events {
+                match outcome {
+                    EventOutcome::Applied => mark.execute(params![id, "applied", Option::<String>::None])?,
+                    EventOutcome::Skipped(why) => mark.execute(params![id, "skipped", why])?,
+                };
+            }
+            Ok(())
+        })
+        .await
+    }
+}

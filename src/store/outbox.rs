@@ -1,0 +1,202 @@
+//! The outbox: every HubSpot write linehub owes, until HubSpot has taken it.
+//!
+//! Rows are added in the same transaction that marks their inbox event applied, so an event
+//! leads to its writes exactly once. Each row carries its own retry state (`attempts`,
+//! `next_attempt_at`, `last_error`); success deletes it; a row that keeps failing for a
+//! permanent reason is marked dead, where `linehub outbox list` shows it and `linehub outbox
+//! retry` puts it back. Rows with the same `key` (one contact, one task) are coalesced into one
+//! write by the writer, in `id` order, so later values win.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+
+/// A HubSpot write linehub owes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Set `properties` on the contact of LINE user `user_id`; create the contact if `create`
+    /// and it does not exist.
+    Contact {
+        /// The LINE user.
+        user_id: String,
+        /// Internal property name → value.
+        properties: BTreeMap<String, String>,
+        /// Whether a missing contact is created.
+        create: bool,
+    },
+    /// Make sure the contact's owner has one open task to answer the user on LINE.
+    OwnerTask {
+        /// The LINE user.
+        user_id: String,
+        /// The account the message came to (for the task text).
+        account: String,
+        /// The message awaiting an answer.
+        summary: String,
+    },
+}
+
+impl Op {
+    /// The coalescing key: rows with the same key become one write.
+    pub fn key(&self) -> String {
+        match self {
+            Op::Contact { user_id, .. } => format!("contact:{user_id}"),
+            Op::OwnerTask { user_id, .. } => format!("task:{user_id}"),
+        }
+    }
+}
+
+/// An outbox row as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Row id; also the order rows were written in.
+    pub id: i64,
+    /// Coalescing key.
+    pub key: String,
+    /// The write.
+    pub op: Op,
+    /// Failed attempts so far.
+    pub attempts: i64,
+    /// When the row may be tried again (ms).
+    pub next_attempt_at: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Given up on until an operator retries it.
+    pub dead: bool,
+}
+
+/// Adds `ops` to the outbox inside an existing write transaction.
+pub fn push(conn: &Connection, ops: &[Op], now: i64) -> rusqlite::Result<()> {
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO outbox (key, op, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?3)")?;
+    for op in ops {
+        let json = serde_json::to_string(op).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        stmt.execute(params![op.key(), json, now])?;
+    }
+    Ok(())
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    let json: String = r.get(2)?;
+    let op = serde_json::from_str(&json)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        op,
+        attempts: r.get(3)?,
+        next_attempt_at: r.get(4)?,
+        last_error: r.get(5)?,
+        dead: r.get(6)?,
+    })
+}
+
+const COLUMNS: &str = "id, key, op, attempts, next_attempt_at, last_error, dead";
+
+impl Store {
+    /// Live rows of every key that has a row due at `now`, in id order, at most `limit` keys.
+    /// Whole keys are returned, so a coalesced write never skips an older row of its key.
+    pub async fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM outbox WHERE dead = 0 AND key IN (
+                     SELECT key FROM outbox WHERE dead = 0 GROUP BY key HAVING MIN(next_attempt_at) <= ?1
+                     ORDER BY MIN(id) LIMIT ?2)
+                 ORDER BY id"
+            ))?;
+            let rows = stmt.query_map(params![now, limit as i64], row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// When the next live row falls due, if any.
+    pub async fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|conn| conn.query_row("SELECT MIN(next_attempt_at) FROM outbox WHERE dead = 0", [], |r| r.get(0)))
+            .await
+    }
+
+    /// Deletes rows HubSpot has taken.
+    pub async fn outbox_done(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a failed attempt: try again at `next_attempt_at`, or mark dead.
+    pub async fn outbox_failed(
+        &self,
+        ids: Vec<i64>,
+        error: String,
+        next_attempt_at: i64,
+        dead: bool,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3, dead = ?4 WHERE id = ?1",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, next_attempt_at, error, dead])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Moves rows to be due at `at` without counting an attempt (rate limit, portal-wide pause).
+    pub async fn outbox_postpone(&self, ids: Vec<i64>, at: i64, reason: String) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute(params![id, at, reason])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every row, or only dead ones, for `linehub outbox list`.
+    pub fn outbox_list_blocking(&self, dead_only: bool) -> Result<Vec<OutboxRow>, StoreError> {
+        self.read_blocking(|conn| {
+            let mut stmt =
+                conn.prepare(&format!("SELECT {COLUMNS} FROM outbox WHERE dead = 1 OR ?1 = 0 ORDER BY id"))?;
+            let rows = stmt.query_map([dead_only], row)?;
+            rows.collect()
+        })
+    }
+
+    /// Puts dead rows back in the queue, due now (`ids` empty = all dead rows). Returns how many.
+    pub async fn outbox_retry(&self, ids: Vec<i64>, now: i64) -> Result<usize, StoreError> {
+        self.write(move |conn| {
+            if ids.is_empty() {
+                return conn
+                    .execute("UPDATE outbox SET dead = 0, attempts = 0, next_attempt_at = ?1 WHERE dead = 1", [now]);
+            }
+            let mut stmt = conn.prepare_cached(
+                "UPDATE outbox SET dead = 0, attempts = 0, next_attempt_at = ?2 WHERE dead = 1 AND id = ?1",
+            )?;
+            let mut n = 0;
+            for id in ids {
+                n += stmt.execute(params![id, now])?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Number of live (not dead) rows.
+    pub async fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.read(|conn| conn.query_row("SELECT COUNT(*) FROM outbox WHERE dead = 0", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|n| u64::try_from(n).unwrap_or(0))
+    }
+}

@@ -1,0 +1,14 @@
+//! The domain: what a LINE event means for a HubSpot contact. Pure code: no HTTP, no SQL.
+//!
+//! [`activity`] turns a stored webhook event into something linehub acts on, or a reason to skip
+//! it. [`rules`] takes that activity and what linehub already knows about the friend, and returns
+//! the new knowledge and the contact properties to write. [`properties`] names the per-account
+//! properties (`line_user_id_N`, …) and defines them for HubSpot. Everything here is decided from
+//! its inputs alone, so it is tested with plain `#[test]`s.
+
+pub mod activity;
+pub mod properties;
+pub mod rules;
+
+pub use activity::{Activity, ActivityKind, Skip, classify};
+pub use rules::{Decision, FriendState, decide};
