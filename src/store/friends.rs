@@ -38,7 +38,7 @@ impl Store {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT webhook_event_id, account_id, body FROM inbox WHERE state = 'pending'
-                 ORDER BY event_ts, received_at, rowid LIMIT ?1",
+                 ORDER BY event_ts, received_at, webhook_event_id LIMIT ?1",
             )?;
             let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect()

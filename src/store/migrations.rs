@@ -19,7 +19,7 @@ const STEPS: &[&str] = &[
         state            TEXT    NOT NULL DEFAULT 'pending',
         note             TEXT
     ) STRICT;
-    CREATE INDEX inbox_pending ON inbox (state, account_id, user_id, event_ts) WHERE state = 'pending';
+    CREATE INDEX inbox_pending ON inbox (event_ts) WHERE state = 'pending';
     CREATE TABLE accounts (
         serial      INTEGER PRIMARY KEY AUTOINCREMENT,
         account_id  TEXT    NOT NULL UNIQUE,

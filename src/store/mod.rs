@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod contacts;
 pub mod friends;
 pub mod inbox;
+mod checkpoint;
 mod migrations;
 pub mod outbox;
 mod writer;
@@ -78,6 +79,8 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "busy_timeout", 5000)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Checkpoints run on their own thread (see `checkpoint`), not inside a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let found = usize::try_from(found).unwrap_or(usize::MAX);
         if found > migrations::LATEST {
@@ -85,6 +88,7 @@ impl Store {
         }
         migrations::migrate(&mut conn)?;
         let writer = Writer::spawn(conn).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+        checkpoint::spawn(path, &writer).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
         Ok(Store { path: Arc::new(path.to_path_buf()), writer, readers: Arc::default() })
     }
 

@@ -27,6 +27,8 @@ type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Dropped with the last handle; companions (the checkpoint thread) watch it to stop.
+    alive: std::sync::Arc<()>,
 }
 
 impl Writer {
@@ -34,7 +36,12 @@ impl Writer {
     pub fn spawn(conn: Connection) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         thread::Builder::new().name("linehub-store-writer".into()).spawn(move || run(conn, rx))?;
-        Ok(Writer { jobs: tx })
+        Ok(Writer { jobs: tx, alive: std::sync::Arc::new(()) })
+    }
+
+    /// A token that stops upgrading once every handle to this writer is gone.
+    pub fn liveness(&self) -> std::sync::Weak<()> {
+        std::sync::Arc::downgrade(&self.alive)
     }
 
     /// Runs `f` in a write transaction and resolves once that transaction is durably committed.
