@@ -36,6 +36,32 @@ enum Command {
         #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
         config: PathBuf,
     },
+    /// Inspect and retry HubSpot writes that are waiting or were given up on.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// List dead-lettered writes (or every queued write with --all).
+    List {
+        /// The config file (for the store path).
+        #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
+        config: PathBuf,
+        /// Show writes still being retried too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Put dead-lettered writes back in the queue (all of them, or the ids given).
+    Retry {
+        /// The config file (for the store path).
+        #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
+        config: PathBuf,
+        /// Row ids from `linehub outbox list`; none means every dead row.
+        ids: Vec<i64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(config))),
+        Command::Outbox { command } => runtime().and_then(|rt| rt.block_on(outbox(command))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,6 +118,40 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     daemon.shutdown().await
+}
+
+async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {
+    let path = match &command {
+        OutboxCommand::List { config, .. } | OutboxCommand::Retry { config, .. } => config,
+    };
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let store = linehub::store::Store::open(&config.store.path)
+        .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
+    match command {
+        OutboxCommand::List { all, .. } => {
+            let rows = store.outbox_list_blocking(!all)?;
+            if rows.is_empty() {
+                println!("{}", if all { "the outbox is empty" } else { "no dead-lettered writes" });
+            }
+            for r in rows {
+                let when = chrono::DateTime::from_timestamp_millis(r.next_attempt_at).unwrap_or_default();
+                println!(
+                    "{:>8}  {:<6} {:<44} attempts={} next={} error={}",
+                    r.id,
+                    if r.dead { "dead" } else { "queued" },
+                    r.key,
+                    r.attempts,
+                    when.format("%Y-%m-%dT%H:%M:%SZ"),
+                    r.last_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        OutboxCommand::Retry { ids, .. } => {
+            let n = store.outbox_retry(ids, linehub::store::now_ms()).await?;
+            println!("{n} write(s) queued again");
+        }
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM (systemd's stop).

@@ -1,0 +1,142 @@
+//! Failures on demand, for reliability tests: outages, slowness and rate-limit storms.
+//!
+//! Each simulated service ([`Service::Line`], [`Service::HubSpot`]) has its own faults. They apply
+//! to that service's API requests only (never to `/_sandbox/` admin calls), after the contract
+//! check and before authentication, so an off-contract request is still caught during an outage.
+//! Time is `tokio::time::Instant`, so a paused test clock drives outage windows too.
+//!
+//! - outage: LINE answers 500, HubSpot 503, for the next N requests or until an instant.
+//! - latency: every response of the service is delayed by a duration.
+//! - rate-limit storm: the next N requests get 429 with the service's real body and headers.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::lock;
+
+/// One of the simulated services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// The LINE Messaging API (`/v2/bot/...`).
+    Line,
+    /// The HubSpot CRM API (`/crm/...`).
+    #[serde(rename = "hubspot")]
+    HubSpot,
+}
+
+/// How long an outage lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The next N requests fail.
+    Requests(u32),
+    /// Requests fail until this instant.
+    Until(Instant),
+    /// Requests fail for this long from now.
+    For(Duration),
+}
+
+/// What a fault does to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Injected {
+    /// Answer 500 (LINE) / 503 (HubSpot).
+    Outage,
+    /// Answer 429.
+    RateLimited,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ServiceFaults {
+    outage_requests: u32,
+    outage_until: Option<Instant>,
+    latency: Option<Duration>,
+    storm_requests: u32,
+}
+
+/// The faults currently set, per service.
+#[derive(Debug, Default)]
+pub(crate) struct FaultState {
+    line: Mutex<ServiceFaults>,
+    hubspot: Mutex<ServiceFaults>,
+}
+
+impl FaultState {
+    fn of(&self, service: Service) -> &Mutex<ServiceFaults> {
+        match service {
+            Service::Line => &self.line,
+            Service::HubSpot => &self.hubspot,
+        }
+    }
+
+    /// The delay to add to every response of `service`, if any.
+    pub(crate) fn latency(&self, service: Service) -> Option<Duration> {
+        lock(self.of(service)).latency
+    }
+
+    /// Decides whether this request of `service` fails, consuming one counted failure if so.
+    pub(crate) fn take(&self, service: Service) -> Option<Injected> {
+        let mut f = lock(self.of(service));
+        if f.outage_requests > 0 {
+            f.outage_requests -= 1;
+            return Some(Injected::Outage);
+        }
+        if let Some(until) = f.outage_until {
+            if Instant::now() < until {
+                return Some(Injected::Outage);
+            }
+            f.outage_until = None;
+        }
+        if f.storm_requests > 0 {
+            f.storm_requests -= 1;
+            return Some(Injected::RateLimited);
+        }
+        None
+    }
+}
+
+/// Sets and clears faults; cheap to clone, shares the sandbox's state.
+#[derive(Debug, Clone)]
+pub struct FaultControl {
+    pub(crate) shared: std::sync::Arc<crate::server::Shared>,
+}
+
+impl FaultControl {
+    fn with(&self, service: Service, f: impl FnOnce(&mut ServiceFaults)) {
+        f(&mut lock(self.shared.faults.of(service)));
+    }
+
+    /// Makes `service` fail (LINE 500, HubSpot 503) as `outage` says.
+    pub fn outage(&self, service: Service, outage: Outage) {
+        self.with(service, |f| match outage {
+            Outage::Requests(n) => f.outage_requests = n,
+            Outage::Until(t) => f.outage_until = Some(t),
+            Outage::For(d) => f.outage_until = Some(Instant::now() + d),
+        });
+    }
+
+    /// Delays every response of `service` by `delay` (zero removes the delay).
+    pub fn latency(&self, service: Service, delay: Duration) {
+        self.with(service, |f| {
+            f.latency = (!delay.is_zero()).then_some(delay);
+        });
+    }
+
+    /// Answers the next `requests` requests of `service` with 429 and the real headers and body.
+    pub fn rate_limit_storm(&self, service: Service, requests: u32) {
+        self.with(service, |f| f.storm_requests = requests);
+    }
+
+    /// Removes every fault of `service`.
+    pub fn clear(&self, service: Service) {
+        self.with(service, |f| *f = ServiceFaults::default());
+    }
+
+    /// Removes every fault of every service.
+    pub fn clear_all(&self) {
+        self.clear(Service::Line);
+        self.clear(Service::HubSpot);
+    }
+}

@@ -1,0 +1,95 @@
+//! Faults: outages, slowness and rate-limit storms, and recovery from each.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{LINE_TOKEN, start, status_json};
+use linehub_sandbox::{Outage, Profile, Service, webhook};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_hubspot_outage_answers_503_for_n_requests_then_recovers() {
+    let h = start().await;
+    h.sandbox.faults().outage(Service::HubSpot, Outage::Requests(2));
+    for _ in 0..2 {
+        let (status, body) = status_json(h.hs_get("/crm/v3/owners").await).await;
+        assert_eq!(status, 503);
+        assert_eq!(body["status"], "error");
+    }
+    assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 200);
+    // LINE was never affected.
+    assert_eq!(status_json(h.line_get("/v2/bot/info").await).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_line_outage_for_a_duration_answers_500_until_it_ends() {
+    let h = start().await;
+    h.sandbox.faults().outage(Service::Line, Outage::For(Duration::from_millis(200)));
+    let (status, _) = status_json(h.line_get("/v2/bot/info").await).await;
+    assert_eq!(status, 500);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(status_json(h.line_get("/v2/bot/info").await).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_outage_still_catches_off_contract_requests() {
+    let h = start().await;
+    h.sandbox.faults().outage(Service::Line, Outage::Requests(5));
+    let six: Vec<_> = (0..6).map(|_| json!({"type": "text", "text": "x"})).collect();
+    let body = json!({"to": webhook::random_user_id(), "messages": six});
+    assert_eq!(status_json(h.line_post("/v2/bot/message/push", &body, &[]).await).await.0, 400);
+    assert_eq!(h.sandbox.take_violations().len(), 1);
+}
+
+#[tokio::test]
+async fn a_storm_answers_429_with_the_real_headers_then_clears() {
+    let h = start().await;
+    h.sandbox.faults().rate_limit_storm(Service::HubSpot, 1);
+    let resp = h.hs_get("/crm/v3/owners").await;
+    assert_eq!(resp.headers()["x-hubspot-ratelimit-remaining"], "0");
+    assert_eq!(resp.headers()["x-hubspot-ratelimit-max"], "190");
+    let (status, body) = status_json(resp).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["policyName"], "TEN_SECONDLY_ROLLING");
+    assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 200);
+
+    h.sandbox.faults().rate_limit_storm(Service::Line, 3);
+    h.sandbox.faults().clear(Service::Line);
+    assert_eq!(status_json(h.line_get("/v2/bot/info").await).await.0, 200);
+}
+
+#[tokio::test]
+async fn latency_delays_every_response_of_one_service() {
+    let h = start().await;
+    h.sandbox.faults().latency(Service::Line, Duration::from_millis(150));
+    let started = std::time::Instant::now();
+    assert_eq!(status_json(h.line_get("/v2/bot/info").await).await.0, 200);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    let started = std::time::Instant::now();
+    assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 200);
+    assert!(started.elapsed() < Duration::from_millis(150), "HubSpot is not slowed");
+}
+
+#[tokio::test]
+async fn faults_are_set_over_the_admin_api_too() {
+    let h = start().await;
+    let friend = webhook::random_user_id();
+    h.sandbox.line().add_friend(LINE_TOKEN, &friend, Profile::named("A")).expect("friend");
+    let set = |body: serde_json::Value| {
+        let h = &h;
+        async move { h.http.post(h.url("/_sandbox/faults")).json(&body).send().await.expect("admin").status().as_u16() }
+    };
+    assert_eq!(set(json!({"fault": "outage", "service": "line", "requests": 1})).await, 204);
+    assert_eq!(status_json(h.line_get(&format!("/v2/bot/profile/{friend}")).await).await.0, 500);
+    assert_eq!(status_json(h.line_get(&format!("/v2/bot/profile/{friend}")).await).await.0, 200);
+    assert_eq!(set(json!({"fault": "rate_limit_storm", "service": "line", "requests": 1})).await, 204);
+    let (status, body) = status_json(h.line_get("/v2/bot/info").await).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["message"], "The API rate limit has been exceeded. Try again later.");
+    assert_eq!(set(json!({"fault": "outage", "service": "hubspot"})).await, 400);
+    assert_eq!(set(json!({"fault": "outage", "service": "hubspot", "forMs": 60000})).await, 204);
+    assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 503);
+    assert_eq!(set(json!({"fault": "clear"})).await, 204);
+    assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 200);
+}
