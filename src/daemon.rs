@@ -57,6 +57,8 @@ struct Core {
     inbox: Arc<Notify>,
     /// Woken when the outbox gets rows.
     outbox: Notify,
+    /// Set once the HubSpot properties of every active account are known to exist.
+    properties_ready: std::sync::atomic::AtomicBool,
 }
 
 /// A started daemon.
@@ -104,6 +106,7 @@ impl Daemon {
             clock: options.clock.clone(),
             inbox: inbox.clone(),
             outbox: Notify::new(),
+            properties_ready: std::sync::atomic::AtomicBool::new(false),
         });
         let state = AppState { config: config_rx, store, inbox };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -137,7 +140,9 @@ impl Daemon {
 
     /// Creates any missing LINE property group and properties in HubSpot.
     pub async fn ensure_properties(&self) -> anyhow::Result<usize> {
-        ensure_properties(&self.core).await
+        let created = ensure_properties(&self.core).await?;
+        self.core.properties_ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(created)
     }
 
     /// Applies every pending inbox event; returns how many were processed.
@@ -158,10 +163,13 @@ impl Daemon {
         Ok(self.core.writer.drain().await?)
     }
 
-    /// Ensures properties, applies the inbox and drains the outbox until nothing is due now.
+    /// Ensures properties (once), applies the inbox and drains the outbox until nothing is due
+    /// now. While HubSpot is unreachable it applies the inbox and writes nothing.
     pub async fn settle(&self) -> anyhow::Result<DrainReport> {
-        self.ensure_properties().await?;
         self.apply_inbox().await?;
+        if !properties_ready(&self.core).await {
+            return Ok(DrainReport::default());
+        }
         let mut total = DrainReport::default();
         loop {
             let r = self.drain_outbox().await?;
@@ -194,6 +202,28 @@ fn add(total: &mut DrainReport, r: &DrainReport) {
     total.retried += r.retried;
     total.dead += r.dead;
     total.calls += r.calls;
+}
+
+/// Ensures the properties if they are not known to exist (or HubSpot reported one missing).
+/// Returns whether they exist now; failures are logged, as the writer will try again.
+async fn properties_ready(core: &Core) -> bool {
+    use std::sync::atomic::Ordering;
+    if core.writer.take_properties_stale() {
+        core.properties_ready.store(false, Ordering::SeqCst);
+    }
+    if core.properties_ready.load(Ordering::SeqCst) {
+        return true;
+    }
+    match ensure_properties(core).await {
+        Ok(_) => {
+            core.properties_ready.store(true, Ordering::SeqCst);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "HubSpot properties could not be ensured; will retry");
+            false
+        }
+    }
 }
 
 async fn ensure_properties(core: &Core) -> anyhow::Result<usize> {
@@ -237,26 +267,16 @@ async fn apply_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
 }
 
 async fn write_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
-    let mut properties_ready = false;
     let mut failures = 0i64;
     loop {
-        if !properties_ready || core.writer.take_properties_stale() {
-            match ensure_properties(&core).await {
-                Ok(_) => {
-                    properties_ready = true;
-                    failures = 0;
-                }
-                Err(e) => {
-                    failures += 1;
-                    let delay = crate::hubspot::writer::backoff(failures);
-                    tracing::warn!(error = %e, retry_in = ?delay, "HubSpot properties could not be ensured");
-                    if !wait(&core.outbox, delay, &mut stop).await {
-                        return;
-                    }
-                    continue;
-                }
+        if !properties_ready(&core).await {
+            failures += 1;
+            if !wait(&core.outbox, crate::hubspot::writer::backoff(failures), &mut stop).await {
+                return;
             }
+            continue;
         }
+        failures = 0;
         if let Err(e) = core.writer.drain().await {
             tracing::error!(error = %e, "draining the outbox failed; retrying");
         }

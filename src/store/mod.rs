@@ -7,10 +7,10 @@
 //! their own connections and never wait for the writer.
 
 pub mod accounts;
+mod checkpoint;
 pub mod contacts;
 pub mod friends;
 pub mod inbox;
-mod checkpoint;
 mod migrations;
 pub mod outbox;
 mod writer;

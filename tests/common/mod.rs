@@ -122,3 +122,82 @@ pub async fn post_signed(
     let sig = signature::sign(secret.as_bytes(), &body);
     post(client, addr, account, body, Some(sig)).await
 }
+
+/// A sandbox with LINE channels for `tokyo` and `osaka`, and a daemon whose queues the test
+/// drives on a manual clock.
+pub struct World {
+    /// The simulators.
+    pub sandbox: linehub_sandbox::Sandbox,
+    /// The daemon under test.
+    pub daemon: Daemon,
+    /// The daemon's clock.
+    pub clock: std::sync::Arc<linehub::clock::ManualClock>,
+    /// Bot user id of each account, for webhook `destination`.
+    pub bots: std::collections::HashMap<&'static str, String>,
+    /// Holds the store and config.
+    pub dir: tempfile::TempDir,
+    /// HTTP client for webhooks.
+    pub http: reqwest::Client,
+}
+
+impl World {
+    /// Starts a sandbox and a manually driven daemon pointed at it.
+    pub async fn new() -> World {
+        let sandbox = linehub_sandbox::Sandbox::start(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            linehub_sandbox::SandboxConfig::default(),
+        )
+        .await
+        .unwrap();
+        let mut bots = std::collections::HashMap::new();
+        for (id, token, secret) in
+            [("tokyo", "tokyo-access-token", TOKYO_SECRET), ("osaka", "osaka-access-token", OSAKA_SECRET)]
+        {
+            let bot = sandbox.line().add_channel(linehub_sandbox::ChannelSpec::new(token, secret)).unwrap();
+            bots.insert(id, bot);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let clock = std::sync::Arc::new(linehub::clock::ManualClock::new());
+        let daemon = World::start_daemon(&dir, &sandbox, clock.clone()).await;
+        World { sandbox, daemon, clock, bots, dir, http: reqwest::Client::new() }
+    }
+
+    async fn start_daemon(
+        dir: &tempfile::TempDir,
+        sandbox: &linehub_sandbox::Sandbox,
+        clock: std::sync::Arc<linehub::clock::ManualClock>,
+    ) -> Daemon {
+        let config = config(dir.path(), &sandbox.base_url());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Daemon::start_with(config, listener, linehub::daemon::Options::manual(clock)).await.unwrap()
+    }
+
+    /// Stops the daemon and starts a new one on the same store (a restart).
+    pub async fn restart(&mut self) {
+        let fresh = World::start_daemon(&self.dir, &self.sandbox, self.clock.clone()).await;
+        let old = std::mem::replace(&mut self.daemon, fresh);
+        old.shutdown().await.unwrap();
+    }
+
+    /// Makes `user` a friend of `account` in the simulated LINE.
+    pub fn friend(&self, account: &str, user: &str, name: &str) {
+        let mut profile = linehub_sandbox::Profile::named(name);
+        profile.picture_url = Some(format!("https://profile.line-scdn.net/{user}"));
+        self.sandbox.line().add_friend(&format!("{account}-access-token"), user, profile).unwrap();
+    }
+
+    /// Delivers `events` to `account`'s webhook, signed as LINE signs; returns the status.
+    pub async fn deliver(&self, account: &str, events: Vec<serde_json::Value>) -> u16 {
+        let raw = linehub_sandbox::webhook::body(&self.bots[account], events);
+        let secret = if account == "tokyo" { TOKYO_SECRET } else { OSAKA_SECRET };
+        post_signed(&self.http, self.daemon.addr(), account, secret, raw).await.status().as_u16()
+    }
+
+    /// The one contact holding `property = value`; panics if there are none or several.
+    pub fn contact(&self, property: &str, value: &str) -> linehub_sandbox::Contact {
+        let found: Vec<_> =
+            self.sandbox.hubspot().find_by_property(property, value).into_iter().filter(|c| !c.archived).collect();
+        assert_eq!(found.len(), 1, "contacts with {property}={value}: {found:#?}");
+        found.into_iter().next().unwrap()
+    }
+}

@@ -314,7 +314,7 @@ fn dispatch(state: &mut HubSpotState, ctx: &Ctx<'_>) -> Result<Reply, Refusal> {
         "getContact" | "getTask" | "getNote" => objects::get(state, ctx),
         "updateContact" | "updateTask" => objects::update(state, ctx),
         "archiveContact" => objects::archive(state, ctx),
-        "batchReadContacts" => batch::read(state, ctx),
+        "batchReadContacts" | "batchReadTasks" => batch::read(state, ctx),
         "batchCreateContacts" | "batchCreateTasks" | "batchCreateNotes" => batch::create(state, ctx),
         "batchUpdateContacts" => batch::update(state, ctx),
         "batchUpsertContacts" => batch::upsert(state, ctx),
