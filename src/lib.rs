@@ -9,6 +9,7 @@ pub mod apply;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod http;
 pub mod hubspot;
 pub mod line;

@@ -36,6 +36,24 @@ enum Command {
         #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
         config: PathBuf,
     },
+    /// Run LINE and HubSpot simulators on one listener (for trying linehub and for tests).
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8099")]
+        listen: std::net::SocketAddr,
+    },
+    /// Play a short scenario on the built-in sandbox and show what happens in HubSpot.
+    Demo {
+        /// Address linehub listens on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Address the sandbox listens on.
+        #[arg(long, default_value = "127.0.0.1:8099")]
+        sandbox_listen: std::net::SocketAddr,
+        /// Exit after the scenario instead of serving until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
     /// Inspect and retry HubSpot writes that are waiting or were given up on.
     Outbox {
         #[command(subcommand)]
@@ -65,11 +83,19 @@ enum OutboxCommand {
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // The demo tells its story on stdout; its logs only speak up for problems.
+    init_logging(if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" });
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(config))),
+        Command::Sandbox { listen } => runtime().and_then(|rt| rt.block_on(sandbox(listen))),
+        Command::Demo { listen, sandbox_listen, once } => runtime().and_then(|rt| {
+            rt.block_on(linehub::demo::run(
+                linehub::demo::DemoOptions { listen, sandbox_listen, once },
+                shutdown_signal(),
+            ))
+        }),
         Command::Outbox { command } => runtime().and_then(|rt| rt.block_on(outbox(command))),
     };
     match result {
@@ -81,9 +107,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LINEHUB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
@@ -118,6 +144,17 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     daemon.shutdown().await
+}
+
+async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let cfg = linehub_sandbox::SandboxConfig::default();
+    println!("linehub sandbox: LINE and HubSpot APIs on http://{listen}");
+    println!("  HubSpot token: {}", cfg.hubspot_token);
+    println!(
+        "  control: http://{listen}/_sandbox/health, /_sandbox/line/channels, /_sandbox/hubspot/contacts, /_sandbox/faults"
+    );
+    linehub_sandbox::serve(listener, cfg, shutdown_signal()).await.context("serving the sandbox")
 }
 
 async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {

@@ -351,3 +351,68 @@ async fn events_without_a_user_and_group_events_are_kept_and_skipped() {
     assert!(row.note.unwrap().contains("userId"));
     assert!(w.sandbox.hubspot().contacts().is_empty());
 }
+
+/// Runs `linehub outbox ARGS --config` on the world's store.
+fn outbox_cli(w: &World, args: &[&str]) -> String {
+    let config = common::write_config(w.dir.path(), &w.sandbox.base_url());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_linehub"))
+        .arg("outbox")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_write_hubspot_keeps_refusing_is_dead_lettered_until_an_operator_retries_it() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    // An admin renames the options of `LINE Follow _1`: linehub's "Yes" is now refused.
+    w.sandbox.hubspot().set_property_options("line_follow_1", &["はい", "いいえ"]).unwrap();
+    let blocked = line::random_user_id();
+    let fine = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&blocked, T0, false)]).await;
+    w.deliver("osaka", vec![line::follow(&fine, T0 + 1, false)]).await;
+    let mut dead = 0;
+    for _ in 0..6 {
+        dead += w.daemon.settle().await.unwrap().dead;
+        w.clock.advance(Duration::from_secs(600));
+    }
+    assert_eq!(dead, 1, "the refused write is dead-lettered once");
+    // The batch was split: the other contact went through.
+    assert_eq!(w.contact("line_user_id_2", &fine).properties["line_follow_2"], "Yes");
+    assert!(w.sandbox.hubspot().find_by_property("line_user_id_1", &blocked).is_empty());
+
+    let listed = outbox_cli(&w, &["list"]);
+    assert!(listed.contains("dead") && listed.contains(&format!("contact:{blocked}")), "{listed}");
+    assert!(listed.contains("INVALID_OPTION") || listed.contains("allowed options"), "{listed}");
+
+    // The admin puts the options back; the operator retries; the write lands.
+    w.sandbox.hubspot().set_property_options("line_follow_1", &["Yes", "No"]).unwrap();
+    assert!(outbox_cli(&w, &["retry"]).contains("1 write(s) queued again"));
+    w.clock.advance(Duration::from_secs(1));
+    w.daemon.settle().await.unwrap();
+    assert_eq!(w.contact("line_user_id_1", &blocked).properties["line_follow_1"], "Yes");
+    assert!(outbox_cli(&w, &["list"]).contains("no dead-lettered writes"));
+}
+
+#[tokio::test]
+async fn a_property_deleted_in_hubspot_is_created_again_and_nothing_is_dead_lettered() {
+    let w = World::new().await;
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    w.daemon.settle().await.unwrap();
+    assert!(w.sandbox.hubspot().contact_property("line_unanswered_1").is_some());
+    w.sandbox.hubspot().delete_property("line_unanswered_1").unwrap();
+    w.deliver("tokyo", vec![line::text_message(&user, T0 + 5, "still there?")]).await;
+    let mut dead = 0;
+    for _ in 0..5 {
+        dead += w.daemon.settle().await.unwrap().dead;
+        w.clock.advance(Duration::from_secs(30));
+    }
+    assert_eq!(dead, 0);
+    assert_eq!(w.contact("line_user_id_1", &user).properties["line_unanswered_1"], "Yes");
+}

@@ -447,6 +447,34 @@ impl HubSpotControl {
         self.state().contacts.props.defs.get(name).cloned()
     }
 
+    /// Replaces the option values of an enumeration property, as an admin editing it in
+    /// HubSpot's settings would (labels equal values). Errors when there is no such property.
+    pub fn set_property_options(&self, name: &str, values: &[&str]) -> Result<(), ControlError> {
+        let mut state = self.state();
+        let def = state
+            .contacts
+            .props
+            .defs
+            .get_mut(name)
+            .ok_or_else(|| ControlError::UnknownRecord { object: "property", id: name.to_string() })?;
+        def.options =
+            values.iter().map(|v| properties::PropertyOption { label: v.to_string(), value: v.to_string() }).collect();
+        Ok(())
+    }
+
+    /// Deletes a contact property, as an admin could in HubSpot's settings; records keep no
+    /// value for it. Errors when there is no such property.
+    pub fn delete_property(&self, name: &str) -> Result<(), ControlError> {
+        let mut state = self.state();
+        state
+            .contacts
+            .props
+            .defs
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| ControlError::UnknownRecord { object: "property", id: name.to_string() })
+    }
+
     /// Adds an owner; returns the owner `id` (what `hubspot_owner_id` takes).
     pub fn add_owner(&self, spec: OwnerSpec) -> String {
         let mut state = self.state();

@@ -1,0 +1,180 @@
+//! `linehub demo`: the whole product on the built-in sandbox, with no accounts or secrets.
+//!
+//! It starts the LINE and HubSpot simulators and a daemon on a generated config, then plays a
+//! short scenario over real HTTP, exactly as LINE would: a user adds the account as a friend and
+//! sends a message. After each step it prints what changed in HubSpot, in HubSpot's words
+//! (contact properties by label, tasks). Then it keeps serving, with the URLs printed, so the
+//! sandbox can be poked at by hand, until Ctrl-C (or exits at once with `--once`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use linehub_sandbox::{ChannelSpec, Contact, OwnerSpec, Profile, Sandbox, SandboxConfig, webhook};
+use tokio::net::TcpListener;
+
+use crate::config;
+use crate::daemon::Daemon;
+use crate::line::signature;
+use crate::sync::properties::Field;
+
+const ACCOUNT: &str = "demo";
+const SECRET: &str = "demo-channel-secret-0123456789abcdef";
+const TOKEN: &str = "demo-channel-access-token";
+
+/// Where the demo listens.
+pub struct DemoOptions {
+    /// linehub's listener.
+    pub listen: SocketAddr,
+    /// The sandbox's listener.
+    pub sandbox_listen: SocketAddr,
+    /// Exit after the scenario instead of serving until Ctrl-C.
+    pub once: bool,
+}
+
+/// Runs the demo, printing to stdout. `stop` ends the serving phase.
+pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let sandbox = Sandbox::start(
+        TcpListener::bind(options.sandbox_listen)
+            .await
+            .with_context(|| format!("binding {}", options.sandbox_listen))?,
+        SandboxConfig::default(),
+    )
+    .await
+    .context("starting the sandbox")?;
+    let bot = sandbox.line().add_channel(ChannelSpec::new(TOKEN, SECRET)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dir = tempfile_dir()?;
+    let text = format!(
+        "server:\n  listen: \"{listen}\"\n  public_base_url: \"http://{listen}\"\nstore:\n  path: \"{store}\"\nplan: trial\nhubspot:\n  base_url: \"{hs}\"\n  token: \"{hs_token}\"\n  tier: professional\nline:\n  api_base_url: \"{hs}\"\n  data_api_base_url: \"{hs}\"\n  login_base_url: \"{hs}\"\naccounts:\n  - id: {ACCOUNT}\n    name: \"linehub demo\"\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n",
+        listen = options.listen,
+        store = dir.join("linehub.db").display(),
+        hs = sandbox.base_url(),
+        hs_token = SandboxConfig::default().hubspot_token,
+    );
+    let config = config::load_str(&dir.join("config.yaml"), &text).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
+    let listener = TcpListener::bind(options.listen).await.with_context(|| format!("binding {}", options.listen))?;
+    let daemon = Daemon::start(config, listener).await?;
+    let http = reqwest::Client::new();
+    let webhook_url = format!("http://{}/line/{ACCOUNT}/webhook", daemon.addr());
+
+    println!("linehub demo: LINE and HubSpot are simulated; every step below is real HTTP.\n");
+    println!("  sandbox (LINE + HubSpot APIs)  {}", sandbox.base_url());
+    println!("  linehub webhook                {webhook_url}\n");
+
+    let user = webhook::random_user_id();
+    let name = "Sato Hanako";
+    let mut profile = Profile::named(name);
+    profile.picture_url = Some("https://profile.line-scdn.net/demo".into());
+    sandbox.line().add_friend(TOKEN, &user, profile).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = crate::store::now_ms();
+
+    println!("1. {name} adds \"linehub demo\" as a friend on LINE.");
+    let status = deliver(&http, &webhook_url, &bot, webhook::follow(&user, now, false)).await?;
+    println!("   LINE -> linehub: POST /line/{ACCOUNT}/webhook (follow, signed) -> {status}");
+    let contact = wait_for(&sandbox, &user, |c| c.properties.contains_key(&Field::UserName.name(1))).await?;
+    println!("   HubSpot: contact {} created", contact.id);
+    print_properties(&contact, &["email"]);
+
+    let owner = sandbox.hubspot().add_owner(OwnerSpec {
+        email: "rep@example.com".into(),
+        first_name: "Yamada".into(),
+        last_name: "Taro".into(),
+    });
+    sandbox
+        .hubspot()
+        .update_contact(&contact.id, &[("hubspot_owner_id", &owner)])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("\n2. In HubSpot, a sales rep (Yamada Taro, owner {owner}) takes the contact.");
+
+    let text = "こんにちは！予約できますか？";
+    println!("\n3. {name} sends \"{text}\".");
+    let status = deliver(&http, &webhook_url, &bot, webhook::text_message(&user, now + 1000, text)).await?;
+    println!("   LINE -> linehub: POST /line/{ACCOUNT}/webhook (message, signed) -> {status}");
+    let contact =
+        wait_for(&sandbox, &user, |c| c.properties.get(&Field::LastResponse.name(1)).is_some_and(|t| t == text))
+            .await?;
+    println!("   HubSpot: contact {} updated", contact.id);
+    print_properties(&contact, &[]);
+    let task = wait_for_task(&sandbox).await?;
+    println!(
+        "   HubSpot: task \"{}\" for owner {} on contact {}: {}",
+        task.properties.get("hs_task_subject").map(String::as_str).unwrap_or("?"),
+        task.properties.get("hubspot_owner_id").map(String::as_str).unwrap_or("?"),
+        contact.id,
+        task.properties.get("hs_task_body").map(String::as_str).unwrap_or("")
+    );
+    let violations = sandbox.violations();
+    if !violations.is_empty() {
+        bail!("the sandbox saw requests its contracts do not allow: {violations:?}");
+    }
+    println!("\nEvery request linehub made was checked against LINE's and HubSpot's contracts: 0 violations.");
+
+    if !options.once {
+        println!("\nStill serving. Try: curl {}/_sandbox/hubspot/contacts   (Ctrl-C to stop)", sandbox.base_url());
+        stop.await;
+    }
+    daemon.shutdown().await?;
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A fresh directory for the demo's config and store.
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("linehub-demo-{}-{}", std::process::id(), crate::store::now_ms()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+async fn deliver(http: &reqwest::Client, url: &str, bot: &str, event: serde_json::Value) -> anyhow::Result<u16> {
+    let body = webhook::body(bot, vec![event]);
+    let sig = signature::sign(SECRET.as_bytes(), &body);
+    let res = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-line-signature", sig)
+        .body(body)
+        .send()
+        .await?;
+    Ok(res.status().as_u16())
+}
+
+async fn wait_for(sandbox: &Sandbox, user: &str, done: impl Fn(&Contact) -> bool) -> anyhow::Result<Contact> {
+    for _ in 0..200 {
+        if let Some(c) = sandbox
+            .hubspot()
+            .find_by_property(&Field::UserId.name(1), user)
+            .into_iter()
+            .find(|c| !c.archived && done(c))
+        {
+            return Ok(c);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the contact did not reach HubSpot within 10 s")
+}
+
+async fn wait_for_task(sandbox: &Sandbox) -> anyhow::Result<linehub_sandbox::Activity> {
+    for _ in 0..200 {
+        if let Some(t) = sandbox.hubspot().tasks().into_iter().next() {
+            return Ok(t);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("no task reached HubSpot within 10 s")
+}
+
+/// Prints the LINE properties of account 1 by label, plus `extra` internal names.
+fn print_properties(contact: &Contact, extra: &[&str]) {
+    for name in extra {
+        if let Some(v) = contact.properties.get(*name) {
+            println!("     {:<24} {v}", name);
+        }
+    }
+    for field in Field::ALL {
+        if let Some(v) = contact.properties.get(&field.name(1)) {
+            println!("     {:<24} {v}", field.label(1));
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The command line from the outside: `demo`, `sandbox`, `outbox` and `--help`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn linehub() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_linehub"));
+    c.env_remove("LINEHUB_CONFIG").env_remove("LINEHUB_LOG");
+    c
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["check", "--help"],
+        &["sandbox", "--help"],
+        &["demo", "--help"],
+        &["outbox", "list", "--help"],
+        &["outbox", "retry", "--help"],
+    ] {
+        let out = linehub().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
+    }
+}
+
+#[test]
+fn the_demo_plays_its_scenario_and_exits_with_once() {
+    let out = linehub()
+        .args(["demo", "--once", "--listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for expected in [
+        "(follow, signed) -> 200",
+        "created",
+        "LINE User Name _1        Sato Hanako",
+        "LINE Follow _1           Yes",
+        "LINE Unanswered _1       Yes",
+        "LINE Last Response _1    こんにちは！予約できますか？",
+        "task \"Reply on LINE (demo)\"",
+        "0 violations",
+    ] {
+        assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");
+    }
+}
+
+#[test]
+fn the_standalone_sandbox_serves_line_and_hubspot_on_one_listener() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child =
+        linehub().args(["sandbox", "--listen", &format!("127.0.0.1:{port}")]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains(&format!("http://127.0.0.1:{port}")), "{first}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (line_status, hubspot_status) = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut ok = false;
+        for _ in 0..100 {
+            if http.get(format!("{base}/_sandbox/health")).send().await.is_ok_and(|r| r.status() == 200) {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ok, "sandbox did not come up");
+        let line = http.get(format!("{base}/v2/bot/info")).bearer_auth("nobody").send().await.unwrap().status();
+        let hubspot = http
+            .get(format!("{base}/crm/v3/owners"))
+            .bearer_auth("sandbox-hubspot-token")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (line.as_u16(), hubspot.as_u16())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(line_status, 401, "LINE answers for an unknown channel token");
+    assert_eq!(hubspot_status, 200);
+}
+
+#[test]
+fn the_outbox_commands_list_and_retry_on_a_fresh_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  listen: \"127.0.0.1:0\"\n  public_base_url: \"https://x.test\"\nstore:\n  path: \"{}\"\nplan: trial\nhubspot:\n  token: t\naccounts: []\n",
+            dir.path().join("s.db").display()
+        ),
+    )
+    .unwrap();
+    let out = linehub().args(["outbox", "list", "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no dead-lettered writes"));
+    let out = linehub().args(["outbox", "retry", "--config"]).arg(&config).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 write(s) queued again"));
+}
