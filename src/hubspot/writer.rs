@@ -381,12 +381,14 @@ impl Writer {
                     return Ok(());
                 }
             };
+            // Rows that need no task (no owner, or one still open), finished together.
+            let mut settled = Vec::new();
             for (g, contact) in chunk.iter().zip(&contact_ids) {
                 let Op::OwnerTask { user_id, account, summary } = &g.op else { continue };
                 let owner = owners.get(contact).cloned().flatten().filter(|o| !o.is_empty());
                 let Some(owner) = owner else {
                     tracing::info!(contact = %contact, user = %user_id, "contact has no owner; no task created");
-                    self.finish(g.ids.clone(), report).await?;
+                    settled.extend(g.ids.iter().copied());
                     continue;
                 };
                 let still_open = open
@@ -396,7 +398,7 @@ impl Writer {
                     .flatten()
                     .is_some_and(|s| s != "COMPLETED");
                 if still_open {
-                    self.finish(g.ids.clone(), report).await?;
+                    settled.extend(g.ids.iter().copied());
                     continue;
                 }
                 let body = json!({
@@ -426,11 +428,13 @@ impl Writer {
                     Err(e) => {
                         let group = Group { ids: g.ids.clone(), attempts: g.attempts, op: g.op.clone() };
                         if !self.failed_call(e, vec![group], report).await? {
+                            self.finish(settled, report).await?;
                             return Ok(());
                         }
                     }
                 }
             }
+            self.finish(settled, report).await?;
         }
         Ok(())
     }
