@@ -12,9 +12,13 @@ pub const TASKS: &str = "/crm/v3/objects/tasks";
 pub const CONTACT_PROPERTIES: &str = "/crm/v3/properties/contacts";
 /// Contact property groups.
 pub const CONTACT_PROPERTY_GROUPS: &str = "/crm/v3/properties/contacts/groups";
+/// Lists (v3 ILS ids).
+pub const LISTS: &str = "/crm/v3/lists";
 
 /// Association type id: task → contact (HubSpot-defined).
 pub const TASK_TO_CONTACT: u32 = 204;
 
 /// Most inputs one batch call accepts.
 pub const BATCH_LIMIT: usize = 100;
+/// Most members one list memberships page returns.
+pub const LIST_PAGE_LIMIT: u32 = 250;

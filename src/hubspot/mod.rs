@@ -5,11 +5,14 @@
 //! one shared rate limiter and turns HubSpot's answers into typed errors ([`error`]).
 //! [`properties`] makes sure the `LINE` property group and each account's properties exist.
 //! [`writer`] drains the store's outbox: coalesce per contact, batch, limit, retry, dead letter.
+//! [`reads`] pages list memberships and reads contacts for pipeline steps; reads only, since
+//! every write goes through the outbox and the writer.
 
 pub mod api;
 pub mod client;
 pub mod error;
 pub mod properties;
+pub mod reads;
 pub mod writer;
 
 pub use client::HubSpotClient;

@@ -1,4 +1,4 @@
-//! Making sure the `LINE` property group and each account's seven contact properties exist.
+//! Making sure the `LINE` property group and each account's contact properties exist.
 //!
 //! Runs at start and whenever an account is added; idempotent: it reads what exists and creates
 //! only what is missing, and a 409 from a concurrent creator counts as "exists".

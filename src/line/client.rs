@@ -1,11 +1,20 @@
 //! The Messaging API client: the LINE calls linehub makes with an account's access token.
 //!
-//! Reads only for now: the user profile (`GET /v2/bot/profile/{userId}`), where 404 means "not a
-//! friend, blocked, or never consented", an answer rather than an error.
+//! - the user profile (`GET /v2/bot/profile/{userId}`), where 404 means "not a friend, blocked,
+//!   or never consented", an answer rather than an error;
+//! - the account's friends (`GET /v2/bot/followers/ids`), a page at a time with LINE's cursor;
+//!   only verified and premium accounts may call it (others get 403);
+//! - multicast (`POST /v2/bot/message/multicast`, ≤500 users, 1–5 messages), always with an
+//!   `X-Line-Retry-Key` chosen and stored by the caller before the first attempt; a 409 "already
+//!   accepted" for that key means an earlier attempt went through, and counts as sent;
+//! - the monthly message quota and its consumption.
+//!
+//! The client does not retry: callers decide, because only they know whether a retry is safe.
 
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::config::Secret;
 
@@ -25,6 +34,42 @@ pub struct Profile {
     pub language: Option<String>,
 }
 
+/// One page of an account's friends.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowersPage {
+    /// User ids on this page (possibly fewer than asked for, even when more follow).
+    pub user_ids: Vec<String>,
+    /// The cursor of the next page; absent on the last.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// The account's monthly message quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageQuota {
+    /// No limit.
+    Unlimited,
+    /// At most this many messages this month.
+    Limited(u64),
+}
+
+/// What became of a multicast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// LINE accepted it now.
+    Accepted {
+        /// `X-Line-Request-Id`.
+        request_id: String,
+    },
+    /// LINE had already accepted a request with this retry key (409): an earlier attempt went
+    /// through.
+    AlreadyAccepted {
+        /// `X-Line-Accepted-Request-Id`: the request that was accepted.
+        accepted_request_id: String,
+    },
+}
+
 /// Why a LINE call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
@@ -39,6 +84,32 @@ pub enum LineError {
         /// LINE's `message`, or the body.
         message: String,
     },
+}
+
+impl LineError {
+    /// Whether the same request may succeed later: a transport failure, a 5xx, or a 429 that
+    /// is a rate limit rather than the monthly quota.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LineError::Transport(_) => true,
+            LineError::Status { status, .. } if *status >= 500 => true,
+            LineError::Status { status: 429, .. } => !self.is_monthly_limit(),
+            LineError::Status { .. } => false,
+        }
+    }
+
+    /// LINE's 429 "You have reached your monthly limit.".
+    pub fn is_monthly_limit(&self) -> bool {
+        matches!(self, LineError::Status { status: 429, message } if message.to_ascii_lowercase().contains("monthly limit"))
+    }
+
+    /// The HTTP status LINE answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            LineError::Status { status, .. } => Some(*status),
+            LineError::Transport(_) => None,
+        }
+    }
 }
 
 /// A client for LINE's Messaging API at one base URL.
@@ -66,6 +137,74 @@ impl LineClient {
         match res.status().as_u16() {
             200 => Ok(Some(res.json().await?)),
             404 => Ok(None),
+            status => Err(LineError::Status { status, message: error_message(res).await }),
+        }
+    }
+}
+
+impl LineClient {
+    /// One page of the account's friends: at most `limit` (≤1000) ids after cursor `start`.
+    /// LINE answers 403 for accounts that are neither verified nor premium.
+    pub async fn followers(&self, token: &Secret, start: Option<&str>, limit: u32) -> Result<FollowersPage, LineError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(start) = start {
+            query.push(("start", start.to_string()));
+        }
+        let url = format!("{}/v2/bot/followers/ids", self.base_url);
+        let res = self.http.get(url).query(&query).bearer_auth(token.expose()).send().await?;
+        match res.status().as_u16() {
+            200 => Ok(res.json().await?),
+            status => Err(LineError::Status { status, message: error_message(res).await }),
+        }
+    }
+
+    /// Sends `messages` (1–5 message objects) to `to` (1–500 user ids) with `retry_key`.
+    pub async fn multicast(
+        &self,
+        token: &Secret,
+        to: &[String],
+        messages: &[Value],
+        notification_disabled: bool,
+        retry_key: &str,
+    ) -> Result<SendOutcome, LineError> {
+        let url = format!("{}/v2/bot/message/multicast", self.base_url);
+        let body = json!({ "to": to, "messages": messages, "notificationDisabled": notification_disabled });
+        let res = self
+            .http
+            .post(url)
+            .bearer_auth(token.expose())
+            .header("x-line-retry-key", retry_key)
+            .json(&body)
+            .send()
+            .await?;
+        let header =
+            |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_default();
+        match res.status().as_u16() {
+            200 => Ok(SendOutcome::Accepted { request_id: header("x-line-request-id") }),
+            409 => Ok(SendOutcome::AlreadyAccepted { accepted_request_id: header("x-line-accepted-request-id") }),
+            status => Err(LineError::Status { status, message: error_message(res).await }),
+        }
+    }
+
+    /// The account's monthly message quota (`GET /v2/bot/message/quota`).
+    pub async fn quota(&self, token: &Secret) -> Result<MessageQuota, LineError> {
+        let body = self.get_json(token, "/v2/bot/message/quota").await?;
+        match (body["type"].as_str(), body["value"].as_u64()) {
+            (Some("limited"), Some(n)) => Ok(MessageQuota::Limited(n)),
+            _ => Ok(MessageQuota::Unlimited),
+        }
+    }
+
+    /// Messages counted against the quota this month (`GET /v2/bot/message/quota/consumption`).
+    pub async fn quota_consumption(&self, token: &Secret) -> Result<u64, LineError> {
+        let body = self.get_json(token, "/v2/bot/message/quota/consumption").await?;
+        Ok(body["totalUsage"].as_u64().unwrap_or(0))
+    }
+
+    async fn get_json(&self, token: &Secret, path: &str) -> Result<Value, LineError> {
+        let res = self.http.get(format!("{}{path}", self.base_url)).bearer_auth(token.expose()).send().await?;
+        match res.status().as_u16() {
+            200 => Ok(res.json().await?),
             status => Err(LineError::Status { status, message: error_message(res).await }),
         }
     }

@@ -10,6 +10,19 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, now_ms};
 
+/// Records (or replaces) links inside an existing write transaction.
+pub(super) fn link(conn: &rusqlite::Connection, links: &[(String, String)]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO contact_links (user_id, contact_id, linked_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id) DO UPDATE SET contact_id = excluded.contact_id, linked_at = excluded.linked_at",
+    )?;
+    let now = now_ms();
+    for (user, contact) in links {
+        stmt.execute(params![user, contact, now])?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// The contact ids of these LINE users, where known.
     pub async fn contact_links(&self, user_ids: Vec<String>) -> Result<HashMap<String, String>, StoreError> {
@@ -28,17 +41,10 @@ impl Store {
 
     /// Records (or replaces) the contact of each LINE user.
     pub async fn link_contacts(&self, links: Vec<(String, String)>) -> Result<(), StoreError> {
-        self.write(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "INSERT INTO contact_links (user_id, contact_id, linked_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (user_id) DO UPDATE SET contact_id = excluded.contact_id, linked_at = excluded.linked_at",
-            )?;
-            for (user, contact) in links {
-                stmt.execute(params![user, contact, now_ms()])?;
-            }
-            Ok(())
-        })
-        .await
+        if links.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| link(conn, &links)).await
     }
 
     /// Forgets the contacts of these users (HubSpot no longer has them).

@@ -32,6 +32,32 @@ pub struct AppliedBatch {
     pub events: Vec<(String, EventOutcome)>,
 }
 
+/// Stores friend states inside an existing write transaction.
+pub fn put_friends<'a>(
+    conn: &rusqlite::Connection,
+    friends: impl Iterator<Item = (&'a (i64, String), &'a FriendState)>,
+) -> rusqlite::Result<()> {
+    let mut friend = conn.prepare_cached(
+        "INSERT INTO friends (serial, user_id, follow_ts, response_ts, synced_on, profile_fetched, following)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (serial, user_id) DO UPDATE SET follow_ts = excluded.follow_ts,
+           response_ts = excluded.response_ts, synced_on = excluded.synced_on,
+           profile_fetched = excluded.profile_fetched, following = excluded.following",
+    )?;
+    for ((serial, user), s) in friends {
+        friend.execute(params![
+            serial,
+            user,
+            s.follow_ts,
+            s.response_ts,
+            s.synced_on,
+            s.profile_fetched,
+            s.following
+        ])?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Pending inbox events in the order they are applied: by event time, then arrival.
     pub async fn inbox_pending(&self, limit: usize) -> Result<Vec<(String, String, String)>, StoreError> {
@@ -53,7 +79,8 @@ impl Store {
     ) -> Result<HashMap<(i64, String), FriendState>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT follow_ts, response_ts, synced_on, profile_fetched FROM friends WHERE serial = ?1 AND user_id = ?2",
+                "SELECT follow_ts, response_ts, synced_on, profile_fetched, following FROM friends
+                 WHERE serial = ?1 AND user_id = ?2",
             )?;
             let mut out = HashMap::new();
             for (serial, user) in keys {
@@ -64,6 +91,7 @@ impl Store {
                             response_ts: r.get(1)?,
                             synced_on: r.get(2)?,
                             profile_fetched: r.get(3)?,
+                            following: r.get(4)?,
                         })
                     })
                     .optional()?
@@ -78,16 +106,7 @@ impl Store {
     /// Commits one batch: friend states, outbox rows (due at `now`) and inbox states, atomically.
     pub async fn apply_batch(&self, batch: AppliedBatch, now: i64) -> Result<(), StoreError> {
         self.write(move |conn| {
-            let mut friend = conn.prepare_cached(
-                "INSERT INTO friends (serial, user_id, follow_ts, response_ts, synced_on, profile_fetched)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (serial, user_id) DO UPDATE SET follow_ts = excluded.follow_ts,
-                   response_ts = excluded.response_ts, synced_on = excluded.synced_on,
-                   profile_fetched = excluded.profile_fetched",
-            )?;
-            for ((serial, user), s) in &batch.friends {
-                friend.execute(params![serial, user, s.follow_ts, s.response_ts, s.synced_on, s.profile_fetched])?;
-            }
+            put_friends(conn, batch.friends.iter())?;
             outbox::push(conn, &batch.ops, now)?;
             let mut mark = conn.prepare_cached("UPDATE inbox SET state = ?2, note = ?3 WHERE webhook_event_id = ?1")?;
             for (id, outcome) in &batch.events {

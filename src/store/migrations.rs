@@ -58,6 +58,54 @@ const STEPS: &[&str] = &[
         task_id    TEXT    NOT NULL,
         created_at INTEGER NOT NULL
     ) STRICT;",
+    // 3: pipelines: whether a friend follows (for reconciling), pipeline runs with their
+    // checkpoints, broadcast recipients and chunks (retry keys stored before the first send),
+    // and accounts whose sends are held for their message quota.
+    "ALTER TABLE friends ADD COLUMN following INTEGER;
+    CREATE TABLE pipeline_runs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        pipeline     TEXT    NOT NULL,
+        spec_hash    TEXT    NOT NULL,
+        dry_run      INTEGER NOT NULL,
+        state        TEXT    NOT NULL,
+        started_at   INTEGER NOT NULL,
+        ended_at     INTEGER,
+        heartbeat_at INTEGER NOT NULL,
+        owner        TEXT    NOT NULL,
+        counts       TEXT    NOT NULL DEFAULT '{}',
+        error        TEXT,
+        checkpoint   TEXT
+    ) STRICT;
+    CREATE INDEX pipeline_runs_by_name ON pipeline_runs (pipeline, id);
+    CREATE TABLE broadcast_recipients (
+        run_id     INTEGER NOT NULL,
+        step       INTEGER NOT NULL,
+        account_id TEXT    NOT NULL,
+        user_id    TEXT    NOT NULL,
+        contact_id TEXT    NOT NULL,
+        chunk      INTEGER,
+        PRIMARY KEY (run_id, step, account_id, user_id)
+    ) STRICT;
+    CREATE INDEX broadcast_recipients_by_chunk ON broadcast_recipients (run_id, step, account_id, chunk);
+    CREATE TABLE broadcast_chunks (
+        run_id           INTEGER NOT NULL,
+        step             INTEGER NOT NULL,
+        account_id       TEXT    NOT NULL,
+        chunk            INTEGER NOT NULL,
+        retry_key        TEXT    NOT NULL UNIQUE,
+        recipients       INTEGER NOT NULL,
+        state            TEXT    NOT NULL DEFAULT 'pending',
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        first_attempt_at INTEGER,
+        sent_at          INTEGER,
+        last_error       TEXT,
+        PRIMARY KEY (run_id, step, account_id, chunk)
+    ) STRICT;
+    CREATE TABLE send_holds (
+        account_id TEXT PRIMARY KEY,
+        reason     TEXT    NOT NULL,
+        held_at    INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build expects.

@@ -2,7 +2,9 @@
 //!
 //! What is here: the inbox of accepted webhook events ([`inbox`]), the serial number of each
 //! account ([`accounts`]), what linehub knows per friend ([`friends`]), LINE user → contact links
-//! and owner tasks ([`contacts`]), and the outbox of HubSpot writes ([`outbox`]). Writes go through one thread with group commit ([`writer`]) and
+//! and owner tasks ([`contacts`]), the outbox of HubSpot writes ([`outbox`]), and pipeline runs
+//! with their checkpoints, broadcast chunks and send holds ([`pipelines`]). Writes go through one
+//! thread with group commit ([`writer`]) and
 //! `synchronous=FULL`, so a write that has returned survives a crash or power loss; reads use
 //! their own connections and never wait for the writer.
 
@@ -13,6 +15,7 @@ pub mod friends;
 pub mod inbox;
 mod migrations;
 pub mod outbox;
+pub mod pipelines;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -101,14 +101,46 @@ impl Store {
     /// Whole keys are returned, so a coalesced write never skips an older row of its key.
     pub async fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM outbox WHERE dead = 0 AND key IN (
-                     SELECT key FROM outbox WHERE dead = 0 GROUP BY key HAVING MIN(next_attempt_at) <= ?1
-                     ORDER BY MIN(id) LIMIT ?2)
-                 ORDER BY id"
-            ))?;
-            let rows = stmt.query_map(params![now, limit as i64], row)?;
-            rows.collect()
+            // The oldest due rows name the keys (a bounded scan in id order)…
+            let mut due = conn.prepare_cached(
+                "SELECT key FROM outbox WHERE dead = 0 AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let mut keys: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            let scanned = due.query_map(params![now, (limit * 16) as i64], |r| r.get::<_, String>(0))?;
+            for key in scanned {
+                let key = key?;
+                if seen.insert(key.clone()) {
+                    keys.push(key);
+                    if keys.len() == limit {
+                        break;
+                    }
+                }
+            }
+            // …and each key is read whole, due or not.
+            let mut of_key =
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE dead = 0 AND key = ?1 ORDER BY id"))?;
+            let mut rows = Vec::new();
+            for key in keys {
+                for r in of_key.query_map([key], row)? {
+                    rows.push(r?);
+                }
+            }
+            rows.sort_by_key(|r| r.id);
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Deletes rows HubSpot has taken and records the contacts learned, in one transaction.
+    pub async fn outbox_done_linking(&self, ids: Vec<i64>, links: Vec<(String, String)>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            super::contacts::link(conn, &links)?;
+            let mut stmt = conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
         })
         .await
     }

@@ -14,7 +14,7 @@ pub const YES: &str = "Yes";
 /// The value written to Yes/No properties for "no".
 pub const NO: &str = "No";
 
-/// The seven properties of one account.
+/// The properties of one account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     /// `LINE User ID _N`: the user's id for this account's provider.
@@ -31,6 +31,10 @@ pub enum Field {
     Unanswered,
     /// `LINE Last Response _N`: the user's last message.
     LastResponse,
+    /// `LINE Last Broadcast _N`: the pipeline whose broadcast last reached the user.
+    LastBroadcast,
+    /// `LINE Last Broadcast Date _N`: the day that broadcast was sent.
+    LastBroadcastDate,
 }
 
 /// How HubSpot should store a property.
@@ -47,8 +51,8 @@ pub enum Kind {
 }
 
 impl Field {
-    /// All seven, in the order they are created.
-    pub const ALL: [Field; 7] = [
+    /// All of them, in the order they are created.
+    pub const ALL: [Field; 9] = [
         Field::UserId,
         Field::UserName,
         Field::UserPicture,
@@ -56,6 +60,8 @@ impl Field {
         Field::IdSyncDate,
         Field::Unanswered,
         Field::LastResponse,
+        Field::LastBroadcast,
+        Field::LastBroadcastDate,
     ];
 
     fn stem(self) -> (&'static str, &'static str) {
@@ -67,6 +73,8 @@ impl Field {
             Field::IdSyncDate => ("line_id_sync_date", "LINE ID Sync Date"),
             Field::Unanswered => ("line_unanswered", "LINE Unanswered"),
             Field::LastResponse => ("line_last_response", "LINE Last Response"),
+            Field::LastBroadcast => ("line_last_broadcast", "LINE Last Broadcast"),
+            Field::LastBroadcastDate => ("line_last_broadcast_date", "LINE Last Broadcast Date"),
         }
     }
 
@@ -83,10 +91,10 @@ impl Field {
     /// How the property is stored.
     pub fn kind(self) -> Kind {
         match self {
-            Field::UserId | Field::UserName | Field::UserPicture => Kind::Text,
+            Field::UserId | Field::UserName | Field::UserPicture | Field::LastBroadcast => Kind::Text,
             Field::LastResponse => Kind::LongText,
             Field::Follow | Field::Unanswered => Kind::YesNo,
-            Field::IdSyncDate => Kind::Date,
+            Field::IdSyncDate | Field::LastBroadcastDate => Kind::Date,
         }
     }
 
@@ -100,6 +108,8 @@ impl Field {
             Field::IdSyncDate => "Day the LINE user id was first linked to this contact",
             Field::Unanswered => "Yes when this contact's last LINE message awaits a reply",
             Field::LastResponse => "This contact's last LINE message",
+            Field::LastBroadcast => "The linehub pipeline whose broadcast last reached this contact",
+            Field::LastBroadcastDate => "Day the last linehub broadcast was sent to this contact",
         };
         format!("{what} for LINE account `{account}`. Maintained by linehub.")
     }
@@ -121,7 +131,9 @@ mod tests {
                 "line_follow_2",
                 "line_id_sync_date_2",
                 "line_unanswered_2",
-                "line_last_response_2"
+                "line_last_response_2",
+                "line_last_broadcast_2",
+                "line_last_broadcast_date_2"
             ]
         );
         let labels: Vec<_> = Field::ALL.iter().map(|f| f.label(12)).collect();
@@ -134,7 +146,9 @@ mod tests {
                 "LINE Follow _12",
                 "LINE ID Sync Date _12",
                 "LINE Unanswered _12",
-                "LINE Last Response _12"
+                "LINE Last Response _12",
+                "LINE Last Broadcast _12",
+                "LINE Last Broadcast Date _12"
             ]
         );
     }

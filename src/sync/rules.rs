@@ -23,6 +23,8 @@ pub struct FriendState {
     pub synced_on: Option<String>,
     /// Whether the LINE profile has been read for this user.
     pub profile_fetched: bool,
+    /// Whether the user follows the account, as of `follow_ts` (`None`: never seen).
+    pub following: Option<bool>,
 }
 
 /// What one activity leads to.
@@ -53,6 +55,7 @@ pub fn decide(serial: i64, state: &FriendState, activity: &Activity) -> Decision
             if newer(state.follow_ts) {
                 set(Field::Follow, YES);
                 d.state.follow_ts = Some(activity.ts);
+                d.state.following = Some(true);
             }
             if state.synced_on.is_none() {
                 let day = day_of(activity.ts);
@@ -76,6 +79,7 @@ pub fn decide(serial: i64, state: &FriendState, activity: &Activity) -> Decision
             if newer(state.follow_ts) {
                 set(Field::Follow, NO);
                 d.state.follow_ts = Some(activity.ts);
+                d.state.following = Some(false);
             }
         }
     }

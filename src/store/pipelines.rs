@@ -1,0 +1,561 @@
+//! Pipeline runs, their checkpoints, broadcast chunks and send holds.
+//!
+//! A run is a row in `pipeline_runs`: who runs it (`owner`, with a heartbeat), its state
+//! (`running`, `done`, `failed`, `held`, `abandoned`), counts and error, and the checkpoint it
+//! resumes from. Claiming a run is one transaction, so two processes (the daemon's scheduler and
+//! `linehub pipeline run`) never run one pipeline at once: a live owner's heartbeat keeps others
+//! out; a stale one (a crash) lets the next claimant resume from the checkpoint.
+//!
+//! A step commits each page of work with its checkpoint in one transaction ([`PipelineCommit`]):
+//! friend states, contact links, outbox rows. A crash before the commit redoes the page; after
+//! it, the page is never done twice.
+//!
+//! Broadcasts are planned before anything is sent: recipients are stored, then cut into chunks
+//! of at most 500, each with its `X-Line-Retry-Key`, in one transaction. A chunk is marked sent
+//! in the same transaction that queues its recipients' "sent" records, so a resumed run sends
+//! only chunks not known to be sent, and resends an uncertain one with its original key.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::friends::put_friends;
+use super::outbox::{self, Op};
+use super::{Store, StoreError};
+use crate::sync::FriendState;
+
+/// A run that was claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunClaim {
+    /// The run's id.
+    pub run_id: i64,
+    /// The checkpoint of the interrupted run this claim resumes (JSON), if it resumes one.
+    pub resumed: Option<String>,
+    /// An interrupted run of an older definition, given up on instead of resumed.
+    pub abandoned: Option<i64>,
+}
+
+/// What claiming a run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The caller runs the pipeline.
+    Claimed(RunClaim),
+    /// Another live owner is running it.
+    Busy {
+        /// Its run.
+        run_id: i64,
+        /// When it last showed it is alive (ms).
+        heartbeat_at: i64,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Every step finished.
+    Done,
+    /// A step failed; the next run resumes from the checkpoint.
+    Failed,
+    /// Sends were held (message quota); the next run resumes once they may go.
+    Held,
+}
+
+impl RunState {
+    fn name(self) -> &'static str {
+        match self {
+            RunState::Done => "done",
+            RunState::Failed => "failed",
+            RunState::Held => "held",
+        }
+    }
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    /// Run id.
+    pub id: i64,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// `running`, `done`, `failed`, `held` or `abandoned`.
+    pub state: String,
+    /// A dry run changed nothing.
+    pub dry_run: bool,
+    /// Start (ms).
+    pub started_at: i64,
+    /// End (ms), once ended.
+    pub ended_at: Option<i64>,
+    /// Counts per step (JSON object).
+    pub counts: String,
+    /// Why it failed or was held.
+    pub error: Option<String>,
+    /// Where an interrupted run resumes (JSON).
+    pub checkpoint: Option<String>,
+}
+
+/// One page of a step's work, committed with the run's checkpoint in one transaction.
+#[derive(Debug, Default)]
+pub struct PipelineCommit {
+    /// The run.
+    pub run_id: i64,
+    /// The checkpoint after this page (JSON).
+    pub checkpoint: String,
+    /// New friend states by (serial, user).
+    pub friends: Vec<((i64, String), FriendState)>,
+    /// LINE user → contact links learned from HubSpot's answers; an existing link is kept.
+    pub links: Vec<(String, String)>,
+    /// HubSpot writes to queue.
+    pub ops: Vec<Op>,
+    /// A broadcast chunk this page marks as sent: (step, account, chunk).
+    pub chunk_sent: Option<(i64, String, i64)>,
+    /// Now (ms).
+    pub now: i64,
+}
+
+/// A planned broadcast chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Its number within the step and account, from 0.
+    pub chunk: i64,
+    /// The `X-Line-Retry-Key` every attempt carries.
+    pub retry_key: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When it was first attempted (ms).
+    pub first_attempt_at: Option<i64>,
+    /// Its recipients: (LINE user, contact id).
+    pub recipients: Vec<(String, String)>,
+}
+
+/// Where a broadcast stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BroadcastProgress {
+    /// Recipients stored.
+    pub recipients: u64,
+    /// Chunks cut (0 while still planning).
+    pub chunks: u64,
+    /// Chunks known to be sent.
+    pub sent_chunks: u64,
+    /// Recipients in chunks known to be sent.
+    pub sent_recipients: u64,
+    /// Chunks whose outcome is unknown and whose retry key has expired: never resent.
+    pub expired_chunks: u64,
+}
+
+const RUN_COLUMNS: &str = "id, pipeline, state, dry_run, started_at, ended_at, counts, error, checkpoint";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        pipeline: r.get(1)?,
+        state: r.get(2)?,
+        dry_run: r.get(3)?,
+        started_at: r.get(4)?,
+        ended_at: r.get(5)?,
+        counts: r.get(6)?,
+        error: r.get(7)?,
+        checkpoint: r.get(8)?,
+    })
+}
+
+fn claim(
+    conn: &Connection,
+    pipeline: &str,
+    spec_hash: &str,
+    owner: &str,
+    now: i64,
+    lease_ms: i64,
+) -> rusqlite::Result<ClaimOutcome> {
+    let open: Option<(i64, String, String, i64, String, Option<String>)> = conn
+        .query_row(
+            "SELECT id, state, spec_hash, heartbeat_at, owner, checkpoint FROM pipeline_runs
+             WHERE pipeline = ?1 AND dry_run = 0 AND state IN ('running', 'failed', 'held')
+             ORDER BY id DESC LIMIT 1",
+            [pipeline],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .optional()?;
+    let mut abandoned = None;
+    if let Some((id, state, hash, heartbeat_at, holder, checkpoint)) = open {
+        if state == "running" && holder != owner && now - heartbeat_at < lease_ms {
+            return Ok(ClaimOutcome::Busy { run_id: id, heartbeat_at });
+        }
+        if hash == spec_hash {
+            conn.execute(
+                "UPDATE pipeline_runs SET state = 'running', owner = ?2, heartbeat_at = ?3, ended_at = NULL,
+                 error = NULL WHERE id = ?1",
+                params![id, owner, now],
+            )?;
+            return Ok(ClaimOutcome::Claimed(RunClaim { run_id: id, resumed: checkpoint, abandoned: None }));
+        }
+        conn.execute(
+            "UPDATE pipeline_runs SET state = 'abandoned', ended_at = ?2,
+             error = COALESCE(error || '; ', '') || 'the pipeline definition changed before it could resume'
+             WHERE id = ?1",
+            params![id, now],
+        )?;
+        abandoned = Some(id);
+    }
+    conn.execute(
+        "INSERT INTO pipeline_runs (pipeline, spec_hash, dry_run, state, started_at, heartbeat_at, owner)
+         VALUES (?1, ?2, 0, 'running', ?3, ?3, ?4)",
+        params![pipeline, spec_hash, now, owner],
+    )?;
+    Ok(ClaimOutcome::Claimed(RunClaim { run_id: conn.last_insert_rowid(), resumed: None, abandoned }))
+}
+
+impl Store {
+    /// Claims a run of `pipeline` for `owner`: resumes its interrupted run when the definition
+    /// (`spec_hash`) is unchanged, refuses while another owner's heartbeat is younger than
+    /// `lease_ms`. A dry run is recorded but never claims or resumes anything.
+    pub async fn claim_run(
+        &self,
+        pipeline: &str,
+        spec_hash: &str,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        dry_run: bool,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (pipeline, spec_hash, owner) = (pipeline.to_string(), spec_hash.to_string(), owner.to_string());
+        self.write(move |conn| {
+            if dry_run {
+                conn.execute(
+                    "INSERT INTO pipeline_runs (pipeline, spec_hash, dry_run, state, started_at, heartbeat_at, owner)
+                     VALUES (?1, ?2, 1, 'running', ?3, ?3, ?4)",
+                    params![pipeline, spec_hash, now, owner],
+                )?;
+                let run_id = conn.last_insert_rowid();
+                return Ok(ClaimOutcome::Claimed(RunClaim { run_id, resumed: None, abandoned: None }));
+            }
+            claim(conn, &pipeline, &spec_hash, &owner, now, lease_ms)
+        })
+        .await
+    }
+
+    /// Shows the run's owner is alive.
+    pub async fn heartbeat_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute("UPDATE pipeline_runs SET heartbeat_at = ?2 WHERE id = ?1", params![run_id, now]).map(|_| ())
+        })
+        .await
+    }
+
+    /// Records a checkpoint with nothing else to commit.
+    pub async fn save_checkpoint(&self, run_id: i64, checkpoint: String, now: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE pipeline_runs SET checkpoint = ?2, heartbeat_at = ?3 WHERE id = ?1",
+                params![run_id, checkpoint, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Ends a run with its counts (JSON) and error.
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        state: RunState,
+        counts: String,
+        error: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE pipeline_runs SET state = ?2, counts = ?3, error = ?4, ended_at = ?5, heartbeat_at = ?5
+                 WHERE id = ?1",
+                params![run_id, state.name(), counts, error, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Commits one page of a step's work and the run's checkpoint atomically.
+    pub async fn pipeline_commit(&self, c: PipelineCommit) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            put_friends(conn, c.friends.iter().map(|(k, s)| (k, s)))?;
+            let mut link = conn.prepare_cached(
+                "INSERT INTO contact_links (user_id, contact_id, linked_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO NOTHING",
+            )?;
+            for (user, contact) in &c.links {
+                link.execute(params![user, contact, c.now])?;
+            }
+            outbox::push(conn, &c.ops, c.now)?;
+            if let Some((step, account, chunk)) = &c.chunk_sent {
+                conn.execute(
+                    "UPDATE broadcast_chunks SET state = 'sent', sent_at = ?5
+                     WHERE run_id = ?1 AND step = ?2 AND account_id = ?3 AND chunk = ?4",
+                    params![c.run_id, step, account, chunk, c.now],
+                )?;
+            }
+            conn.execute(
+                "UPDATE pipeline_runs SET checkpoint = ?2, heartbeat_at = ?3 WHERE id = ?1",
+                params![c.run_id, c.checkpoint, c.now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The most recent runs, newest first, of one pipeline or of all.
+    pub async fn pipeline_runs(&self, pipeline: Option<String>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE ?1 IS NULL OR pipeline = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![pipeline, limit as i64], run_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Stores broadcast recipients found on one page (a user already stored is kept once) and
+    /// the checkpoint after that page.
+    pub async fn broadcast_add_recipients(
+        &self,
+        run_id: i64,
+        step: i64,
+        account: String,
+        recipients: Vec<(String, String)>,
+        checkpoint: String,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO broadcast_recipients (run_id, step, account_id, user_id, contact_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            )?;
+            for (user, contact) in &recipients {
+                insert.execute(params![run_id, step, account, user, contact])?;
+            }
+            conn.execute(
+                "UPDATE pipeline_runs SET checkpoint = ?2, heartbeat_at = ?3 WHERE id = ?1",
+                params![run_id, checkpoint, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Cuts the stored recipients into chunks of at most `size`, each with a fresh retry key,
+    /// and records the checkpoint, in one transaction. Returns the number of chunks.
+    pub async fn broadcast_make_chunks(
+        &self,
+        run_id: i64,
+        step: i64,
+        account: String,
+        size: usize,
+        checkpoint: String,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            let users: Vec<String> = {
+                let mut stmt = conn.prepare(
+                    "SELECT user_id FROM broadcast_recipients WHERE run_id = ?1 AND step = ?2 AND account_id = ?3
+                     ORDER BY rowid",
+                )?;
+                let rows = stmt.query_map(params![run_id, step, account], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let mut assign = conn.prepare_cached(
+                "UPDATE broadcast_recipients SET chunk = ?5 WHERE run_id = ?1 AND step = ?2 AND account_id = ?3
+                 AND user_id = ?4",
+            )?;
+            let mut chunks = 0u64;
+            for (i, group) in users.chunks(size.max(1)).enumerate() {
+                for user in group {
+                    assign.execute(params![run_id, step, account, user, i as i64])?;
+                }
+                conn.execute(
+                    "INSERT INTO broadcast_chunks (run_id, step, account_id, chunk, retry_key, recipients)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![run_id, step, account, i as i64, retry_key(), group.len() as i64],
+                )?;
+                chunks += 1;
+            }
+            conn.execute(
+                "UPDATE pipeline_runs SET checkpoint = ?2, heartbeat_at = ?3 WHERE id = ?1",
+                params![run_id, checkpoint, now],
+            )?;
+            Ok(chunks)
+        })
+        .await
+    }
+
+    /// The first chunk not yet sent (nor given up on), with its recipients.
+    pub async fn broadcast_next_chunk(
+        &self,
+        run_id: i64,
+        step: i64,
+        account: String,
+    ) -> Result<Option<Chunk>, StoreError> {
+        self.read(move |conn| {
+            let head = conn
+                .query_row(
+                    "SELECT chunk, retry_key, attempts, first_attempt_at FROM broadcast_chunks
+                     WHERE run_id = ?1 AND step = ?2 AND account_id = ?3 AND state = 'pending'
+                     ORDER BY chunk LIMIT 1",
+                    params![run_id, step, account],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let Some((chunk, retry_key, attempts, first_attempt_at)) = head else {
+                return Ok(None);
+            };
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id, contact_id FROM broadcast_recipients
+                 WHERE run_id = ?1 AND step = ?2 AND account_id = ?3 AND chunk = ?4 ORDER BY rowid",
+            )?;
+            let recipients = stmt
+                .query_map(params![run_id, step, account, chunk], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(Chunk { chunk, retry_key, attempts, first_attempt_at, recipients }))
+        })
+        .await
+    }
+
+    /// Records that a chunk is about to be sent (before the request leaves).
+    pub async fn broadcast_attempt(
+        &self,
+        run_id: i64,
+        step: i64,
+        account: String,
+        chunk: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE broadcast_chunks SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?5)
+                 WHERE run_id = ?1 AND step = ?2 AND account_id = ?3 AND chunk = ?4",
+                params![run_id, step, account, chunk, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Records why a chunk's attempt failed; `expired` gives it up for good (its retry key is
+    /// too old to resend safely).
+    pub async fn broadcast_chunk_failed(
+        &self,
+        run_id: i64,
+        step: i64,
+        account: String,
+        chunk: i64,
+        error: String,
+        expired: bool,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE broadcast_chunks SET last_error = ?5, state = CASE WHEN ?6 THEN 'expired' ELSE state END
+                 WHERE run_id = ?1 AND step = ?2 AND account_id = ?3 AND chunk = ?4",
+                params![run_id, step, account, chunk, error, expired],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Where a broadcast stands.
+    pub async fn broadcast_progress(
+        &self,
+        run_id: i64,
+        step: i64,
+        account: String,
+    ) -> Result<BroadcastProgress, StoreError> {
+        self.read(move |conn| {
+            let recipients: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM broadcast_recipients WHERE run_id = ?1 AND step = ?2 AND account_id = ?3",
+                params![run_id, step, account],
+                |r| r.get(0),
+            )?;
+            let (chunks, sent_chunks, sent_recipients, expired): (i64, i64, i64, i64) = conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(state = 'sent'), 0),
+                        COALESCE(SUM(CASE WHEN state = 'sent' THEN recipients ELSE 0 END), 0),
+                        COALESCE(SUM(state = 'expired'), 0)
+                 FROM broadcast_chunks WHERE run_id = ?1 AND step = ?2 AND account_id = ?3",
+                params![run_id, step, account],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            let n = |v: i64| u64::try_from(v).unwrap_or(0);
+            Ok(BroadcastProgress {
+                recipients: n(recipients),
+                chunks: n(chunks),
+                sent_chunks: n(sent_chunks),
+                sent_recipients: n(sent_recipients),
+                expired_chunks: n(expired),
+            })
+        })
+        .await
+    }
+
+    /// Recipients waiting in unsent chunks of runs that have not ended, per account.
+    pub async fn queued_send_recipients(&self) -> Result<HashMap<String, u64>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT c.account_id, SUM(c.recipients) FROM broadcast_chunks c
+                 JOIN pipeline_runs r ON r.id = c.run_id
+                 WHERE c.state = 'pending' AND r.state IN ('running', 'failed', 'held')
+                 GROUP BY c.account_id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.map(|r| r.map(|(a, n)| (a, u64::try_from(n).unwrap_or(0)))).collect()
+        })
+        .await
+    }
+
+    /// Accounts whose sends are held, with the reason.
+    pub async fn send_holds(&self) -> Result<HashMap<String, String>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT account_id, reason FROM send_holds")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Holds an account's sends (`Some(reason)`) or releases them (`None`).
+    pub async fn set_send_hold(&self, account: String, reason: Option<String>, now: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            match reason {
+                Some(reason) => conn.execute(
+                    "INSERT INTO send_holds (account_id, reason, held_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account_id) DO UPDATE SET reason = excluded.reason",
+                    params![account, reason, now],
+                )?,
+                None => conn.execute("DELETE FROM send_holds WHERE account_id = ?1", [account])?,
+            };
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A random UUID (version 4) in LINE's hex form, e.g. `123e4567-e89b-42d3-a456-426614174000`.
+pub fn retry_key() -> String {
+    let b: [u8; 16] = rand::random();
+    let mut b = b;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_keys_are_version_4_uuids() {
+        let k = retry_key();
+        assert_eq!(k.len(), 36);
+        assert_eq!(&k[14..15], "4");
+        assert!(matches!(&k[19..20], "8" | "9" | "a" | "b"));
+        assert!(k.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        assert_ne!(k, retry_key());
+    }
+}
