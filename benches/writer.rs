@@ -32,7 +32,9 @@ fn arg(name: &str, default: usize) -> usize {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
 }
@@ -63,7 +65,11 @@ async fn main() {
     let events = arg("--events", 100_000);
     let users = arg("--users", 20_000);
     let samples = arg("--samples", 50);
-    let cfg = SandboxConfig { hubspot_burst_per_10s: PRO_PER_10S, hubspot_daily_limit: 10_000_000, ..SandboxConfig::default() };
+    let cfg = SandboxConfig {
+        hubspot_burst_per_10s: PRO_PER_10S,
+        hubspot_daily_limit: 10_000_000,
+        ..SandboxConfig::default()
+    };
     let sandbox = Sandbox::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), cfg).await.unwrap();
     let bot = sandbox.line().add_channel(ChannelSpec::new(TOKEN, SECRET)).unwrap();
     let user_ids: Vec<String> = (0..users).map(|_| webhook::random_user_id()).collect();
@@ -72,9 +78,13 @@ async fn main() {
     // Phase 1: a backlog. Events arrive while the writer is stopped, then it drains them.
     let dir = tempfile::tempdir().unwrap();
     let manual = Options { clock: Arc::new(SystemClock), background: false };
-    let daemon = Daemon::start_with(config(dir.path(), &sandbox.base_url()), TcpListener::bind("127.0.0.1:0").await.unwrap(), manual)
-        .await
-        .unwrap();
+    let daemon = Daemon::start_with(
+        config(dir.path(), &sandbox.base_url()),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        manual,
+    )
+    .await
+    .unwrap();
     eprintln!("delivering {events} events over {users} users …");
     let t0 = 1_764_000_000_000i64;
     let mut batch = Vec::new();
@@ -111,7 +121,10 @@ async fn main() {
 
     // Phase 2: no backlog. One follow at a time; time until the contact is in HubSpot.
     let dir2 = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(config(dir2.path(), &sandbox.base_url()), TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
+    let daemon =
+        Daemon::start(config(dir2.path(), &sandbox.base_url()), TcpListener::bind("127.0.0.1:0").await.unwrap())
+            .await
+            .unwrap();
     // Let the writer create the properties first, as a running daemon would have.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut latencies = Vec::new();
@@ -136,15 +149,38 @@ async fn main() {
     println!();
     println!("HubSpot writer: {events} events over {users} users, Professional limit ({PRO_PER_10S} per 10 s)");
     println!("  inbox -> outbox              {:>10.2} s  ({rows} outbox rows)", apply_time.as_secs_f64());
-    println!("  drain                        {:>10.2} s  ({} requests, {left} rows left, {} dead)", drain_time.as_secs_f64(), stats.requests, report.dead);
+    println!(
+        "  drain                        {:>10.2} s  ({} requests, {left} rows left, {} dead)",
+        drain_time.as_secs_f64(),
+        stats.requests,
+        report.dead
+    );
     println!("  contacts in HubSpot          {:>10}", contacts);
-    println!("  share of rate-limit ceiling  {:>10.3}  (requests / what {PRO_PER_10S} per 10 s allows in the drain time; goal >= 0.95)", stats.requests as f64 / allowed);
+    println!(
+        "  share of rate-limit ceiling  {:>10.3}  (requests / what {PRO_PER_10S} per 10 s allows in the drain time; goal >= 0.95)",
+        stats.requests as f64 / allowed
+    );
     println!("  busiest 10 s window          {:>10}  of {}", stats.peak_in_window, stats.burst_limit);
-    println!("  share of requests that got 429 {:>8.4}  ({} of {}; goal <= 0.005)", stats.rate_limited_share(), stats.rate_limited, stats.requests);
+    println!(
+        "  share of requests that got 429 {:>8.4}  ({} of {}; goal <= 0.005)",
+        stats.rate_limited_share(),
+        stats.rate_limited,
+        stats.requests
+    );
     println!("  HubSpot requests per event   {:>10.4}", stats.requests as f64 / events as f64);
-    println!("  contact writes per event     {:>10.4}  ({} creates + {} updates)", (report.created + report.updated) as f64 / events as f64, report.created, report.updated);
+    println!(
+        "  contact writes per event     {:>10.4}  ({} creates + {} updates)",
+        (report.created + report.updated) as f64 / events as f64,
+        report.created,
+        report.updated
+    );
     println!("webhook -> contact visible, no backlog ({samples} follows)");
-    println!("  p50 {:>8.0} ms   p95 {:>8.0} ms   max {:>8.0} ms  (goal p95 <= 2000 ms)", pct(0.5).as_secs_f64() * 1e3, pct(0.95).as_secs_f64() * 1e3, latencies[latencies.len() - 1].as_secs_f64() * 1e3);
+    println!(
+        "  p50 {:>8.0} ms   p95 {:>8.0} ms   max {:>8.0} ms  (goal p95 <= 2000 ms)",
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.95).as_secs_f64() * 1e3,
+        latencies[latencies.len() - 1].as_secs_f64() * 1e3
+    );
     println!("peak RSS (linehub + in-process sandbox) {:.0} MB", peak_rss_mb());
     sandbox.assert_no_violations();
 }
