@@ -133,3 +133,19 @@ fn a_missing_file_says_so() {
     assert!(!ok);
     assert!(output.contains("/nonexistent/linehub.yaml: cannot read the config file"), "{output}");
 }
+
+#[test]
+fn hubspot_settings_are_checked() {
+    let text = GOOD.replace(
+        "  token: \"${TEST_HUBSPOT_TOKEN}\"\n",
+        "  token: \"${TEST_HUBSPOT_TOKEN}\"\n  tier: platinum\n  timeout_secs: 0\n  dummy_email_domain: \"not a domain\"\n",
+    );
+    assert_refused(
+        &text,
+        &[
+            "9:9: hubspot.tier: unknown HubSpot tier `platinum`",
+            "10:17: hubspot.timeout_secs: must be between 1 and 300",
+            "11:23: hubspot.dummy_email_domain: `not a domain` is not a domain name",
+        ],
+    );
+}
