@@ -416,3 +416,41 @@ async fn a_property_deleted_in_hubspot_is_created_again_and_nothing_is_dead_lett
     assert_eq!(dead, 0);
     assert_eq!(w.contact("line_user_id_1", &user).properties["line_unanswered_1"], "Yes");
 }
+
+#[tokio::test]
+async fn a_task_whose_creation_was_never_confirmed_is_adopted_not_created_twice() {
+    let w = World::new().await;
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    w.daemon.settle().await.unwrap();
+    let owner = w.sandbox.hubspot().add_owner(OwnerSpec {
+        email: "a@example.com".into(),
+        first_name: "A".into(),
+        last_name: "B".into(),
+    });
+    let contact = w.contact("line_user_id_1", &user);
+    w.sandbox.hubspot().update_contact(&contact.id, &[("hubspot_owner_id", &owner)]).unwrap();
+    // The state a crash leaves between HubSpot creating the task and linehub hearing its id:
+    // HubSpot has the task; linehub has only its note that it asked for one.
+    let res = w
+        .http
+        .post(format!("{}/crm/v3/objects/tasks", w.sandbox.base_url()))
+        .bearer_auth("sandbox-hubspot-token")
+        .json(&serde_json::json!({
+            "properties": { "hs_timestamp": "2026-11-25T00:00:00.000Z", "hs_task_subject": "Reply on LINE (tokyo)",
+                            "hubspot_owner_id": owner, "hs_task_status": "NOT_STARTED" },
+            "associations": [{ "to": { "id": contact.id }, "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204 }] }]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    w.daemon.store().record_owner_tasks(vec![(contact.id.clone(), String::new())], Vec::new()).await.unwrap();
+
+    w.deliver("tokyo", vec![line::text_message(&user, T0 + 10, "hello?")]).await;
+    w.daemon.settle().await.unwrap();
+    assert_eq!(w.sandbox.hubspot().tasks().len(), 1, "the task HubSpot already had was adopted");
+    let adopted = w.daemon.store().owner_tasks(vec![contact.id.clone()]).await.unwrap();
+    assert_eq!(adopted[&contact.id], w.sandbox.hubspot().tasks()[0].id);
+    w.sandbox.assert_no_violations();
+}

@@ -106,7 +106,7 @@ fn route(path: &str) -> Option<(Service, String)> {
     Some((Service::HubSpot, mapped))
 }
 
-/// Serves every non-admin request: reads the body, applies latency, hands over to a simulator.
+/// Serves every non-admin request: reads the body, hands over to a simulator, then applies latency.
 async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
@@ -126,9 +126,6 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
-    if let Some(delay) = shared.faults.latency(service) {
-        tokio::time::sleep(delay).await;
-    }
     let req = RequestParts {
         method: parts.method.as_str(),
         path: &path,
@@ -136,11 +133,17 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         headers: &parts.headers,
         body: &bytes,
     };
-    match service {
+    let response = match service {
         Service::Line => line::handle(&shared, &req),
         Service::HubSpot => hubspot::handle(&shared, &req),
     }
-    .into_response()
+    .into_response();
+    // The request has taken effect; only its answer is late. A client that gives up waiting
+    // must cope with work done that it did not hear about, as with the real services.
+    if let Some(delay) = shared.faults.latency(service) {
+        tokio::time::sleep(delay).await;
+    }
+    response
 }
 
 fn router(shared: Arc<Shared>) -> Router {

@@ -33,6 +33,8 @@ use crate::store::{Op, OutboxRow, Store, StoreError};
 const MAX_PERMANENT_ATTEMPTS: i64 = 3;
 /// Keys taken per pass; a few full batches.
 const KEYS_PER_PASS: usize = 500;
+/// How owner tasks linehub creates are titled; also how it recognises its own.
+const TASK_SUBJECT: &str = "Reply on LINE";
 /// Passes per drain.
 const MAX_PASSES: usize = 1000;
 
@@ -373,7 +375,7 @@ impl Writer {
                 }
             };
             let open = self.store.owner_tasks(contact_ids.clone()).await?;
-            let task_ids: Vec<String> = open.values().cloned().collect();
+            let task_ids: Vec<String> = open.values().filter(|t| !t.is_empty()).cloned().collect();
             let statuses = match self.read(api::TASKS, &task_ids, "hs_task_status", report).await {
                 Ok(v) => v,
                 Err(e) => {
@@ -395,12 +397,31 @@ impl Writer {
                     settled.extend(g.ids.iter().copied());
                     continue;
                 };
-                let still_open = open
+                let mut still_open = open
                     .get(contact)
                     .and_then(|t| statuses.get(t))
                     .cloned()
                     .flatten()
                     .is_some_and(|s| s != "COMPLETED");
+                if open.get(contact).is_some_and(String::is_empty) {
+                    // A task was asked for but its id never came back (a timeout, a crash):
+                    // HubSpot may have it. Adopt it rather than create a second one.
+                    match self.find_open_task(contact, report).await {
+                        Ok(Some(task)) => {
+                            self.store.record_owner_tasks(vec![(contact.clone(), task)], Vec::new()).await?;
+                            still_open = true;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let group = Group { ids: g.ids.clone(), attempts: g.attempts, op: g.op.clone() };
+                            if !self.failed_call(e, vec![group], report).await? {
+                                self.finish(settled, report).await?;
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                    }
+                }
                 if still_open {
                     settled.extend(g.ids.iter().copied());
                     continue;
@@ -408,7 +429,7 @@ impl Writer {
                 let body = json!({
                     "properties": {
                         "hs_timestamp": chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        "hs_task_subject": format!("Reply on LINE ({account})"),
+                        "hs_task_subject": format!("{TASK_SUBJECT} ({account})"),
                         "hs_task_body": truncate(summary, 60_000),
                         "hubspot_owner_id": owner,
                         "hs_task_status": "NOT_STARTED",
@@ -420,6 +441,8 @@ impl Writer {
                         "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": api::TASK_TO_CONTACT }],
                     }],
                 });
+                // Remember that a task is on its way before asking for it (see above).
+                self.store.record_owner_tasks(vec![(contact.clone(), String::new())], Vec::new()).await?;
                 report.calls += 1;
                 match self.client.send(Method::POST, api::TASKS, &[], Some(&body)).await {
                     Ok(reply) => {
@@ -441,6 +464,33 @@ impl Writer {
             self.finish(settled, report).await?;
         }
         Ok(())
+    }
+
+    /// An open task linehub made for `contact`, found through the contact's associations (which,
+    /// unlike search, are up to date at once).
+    async fn find_open_task(&self, contact: &str, report: &mut DrainReport) -> Result<Option<String>, HubSpotError> {
+        report.calls += 1;
+        let path = format!("{}/{contact}", api::CONTACTS);
+        let reply = self.client.send(Method::GET, &path, &[("associations", "tasks".to_string())], None).await?;
+        let ids: Vec<Value> = reply.body["associations"]["tasks"]["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str().map(|id| json!({ "id": id })))
+            .collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        report.calls += 1;
+        let body = json!({ "properties": ["hs_task_status", "hs_task_subject"], "inputs": ids });
+        let tasks = self.client.send(Method::POST, &format!("{}/batch/read", api::TASKS), &[], Some(&body)).await?;
+        self.healthy();
+        Ok(tasks.body["results"].as_array().into_iter().flatten().find_map(|t| {
+            let p = &t["properties"];
+            let ours = p["hs_task_subject"].as_str().is_some_and(|s| s.starts_with(TASK_SUBJECT));
+            let open = p["hs_task_status"].as_str().is_some_and(|s| s != "COMPLETED");
+            (ours && open).then(|| t["id"].as_str().map(str::to_string)).flatten()
+        }))
     }
 
     /// `batch/read` of one property of `ids`; absent records map to nothing.

@@ -140,14 +140,38 @@ pub(crate) fn get(state: &mut HubSpotState, ctx: &Ctx<'_>) -> Result<Reply, Refu
     let store = state.store(ctx.kind());
     let requested = ctx.list_param("properties");
     let mut body = store.to_json(&store.records[&id], requested.as_deref());
-    if ctx.list_param("associations").is_some() {
-        let links: Vec<Value> = store.records[&id]
-            .associations
-            .iter()
-            .map(|a| json!({"id": a.to_id, "type": format!("{}_to_contact", ctx.kind().upper().to_lowercase())}))
-            .collect();
-        if !links.is_empty() {
-            body["associations"] = json!({ "contacts": { "results": links } });
+    if let Some(wanted) = ctx.list_param("associations") {
+        if ctx.kind() == ObjectKind::Contacts {
+            // A contact's activities: the tasks and notes whose associations point at it.
+            let contact_id = id.to_string();
+            let mut assoc = serde_json::Map::new();
+            for (name, kind) in [("tasks", ObjectKind::Tasks), ("notes", ObjectKind::Notes)] {
+                if !wanted.iter().any(|w| w == name) {
+                    continue;
+                }
+                let links: Vec<Value> = state
+                    .store(kind)
+                    .records
+                    .values()
+                    .filter(|r| !r.archived && r.associations.iter().any(|a| a.to_id == contact_id))
+                    .map(|r| json!({ "id": r.id.to_string(), "type": format!("contact_to_{}", &name[..name.len() - 1]) }))
+                    .collect();
+                if !links.is_empty() {
+                    assoc.insert(name.to_string(), json!({ "results": links }));
+                }
+            }
+            if !assoc.is_empty() {
+                body["associations"] = Value::Object(assoc);
+            }
+        } else {
+            let links: Vec<Value> = store.records[&id]
+                .associations
+                .iter()
+                .map(|a| json!({"id": a.to_id, "type": format!("{}_to_contact", ctx.kind().upper().to_lowercase())}))
+                .collect();
+            if !links.is_empty() {
+                body["associations"] = json!({ "contacts": { "results": links } });
+            }
         }
     }
     Ok(Reply::json(StatusCode::OK, body))
