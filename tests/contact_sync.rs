@@ -454,3 +454,18 @@ async fn a_task_whose_creation_was_never_confirmed_is_adopted_not_created_twice(
     assert_eq!(adopted[&contact.id], w.sandbox.hubspot().tasks()[0].id);
     w.sandbox.assert_no_violations();
 }
+
+#[tokio::test]
+async fn a_block_applied_before_its_older_follow_arrives_is_not_lost() {
+    let w = World::new().await;
+    let user = line::random_user_id();
+    // The block (t+20) is delivered and applied first: there is no contact to update yet.
+    w.deliver("tokyo", vec![line::unfollow(&user, T0 + 20)]).await;
+    w.daemon.settle().await.unwrap();
+    assert!(w.sandbox.hubspot().contacts().is_empty(), "a block alone creates no contact");
+    // The follow it came after (t+10) arrives late and creates the contact: blocked, not following.
+    w.deliver("tokyo", vec![line::follow(&user, T0 + 10, false)]).await;
+    w.daemon.settle().await.unwrap();
+    assert_eq!(w.contact("line_user_id_1", &user).properties["line_follow_1"], "No");
+    assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
+}

@@ -35,6 +35,10 @@ const MAX_PERMANENT_ATTEMPTS: i64 = 3;
 const KEYS_PER_PASS: usize = 500;
 /// How owner tasks linehub creates are titled; also how it recognises its own.
 const TASK_SUBJECT: &str = "Reply on LINE";
+/// A change that must not create a contact waits this long for one to appear…
+const PARKED_FOR_MS: i64 = 24 * 3600 * 1000;
+/// …this many times, then it is dropped.
+const PARKED_LOOKUPS: i64 = 7;
 /// Passes per drain.
 const MAX_PASSES: usize = 1000;
 
@@ -334,18 +338,26 @@ impl Writer {
             .collect();
         let mut links = Vec::new();
         let mut dropped = Vec::new();
+        let mut parked = Vec::new();
         for g in chunk {
             let user = user_of(&g.op).to_string();
             match by_email.get(&self.config.dummy_email(&user)) {
                 Some(id) => links.push((user, id.clone())),
+                // No contact yet. Keep the change: an event that creates the contact (an older
+                // follow that arrives late, say) is coalesced with it, so the block is not lost.
+                None if g.attempts + 1 < PARKED_LOOKUPS => parked.push(g),
                 None => {
-                    tracing::info!(user = %user, "no HubSpot contact for this LINE user; nothing to update");
+                    tracing::info!(user = %user, "no HubSpot contact for this LINE user after a week; change dropped");
                     dropped.extend(g.ids);
                 }
             }
         }
         self.store.link_contacts(links).await?;
         self.finish(dropped, report).await?;
+        let at = self.clock.now_ms() + PARKED_FOR_MS;
+        for g in parked {
+            self.store.outbox_failed(g.ids, "no contact yet for this LINE user".into(), at, false).await?;
+        }
         Ok(true)
     }
 

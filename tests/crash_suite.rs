@@ -1,0 +1,264 @@
+//! Crash suite: the real binary against the standalone sandbox, killed with SIGKILL at random
+//! moments while signed webhooks stream in, restarted each time. At the end the sandbox must
+//! show every accepted event applied: no acknowledged event lost, no contact duplicated, and each
+//! user's contact in the state of their newest event whatever order events arrived in.
+//!
+//! CI runs a bounded version. The full run:
+//! `LINEHUB_CRASH_USERS=1000 LINEHUB_CRASH_EVENTS=10000 LINEHUB_CRASH_ROUNDS=20 cargo test --release --test crash_suite -- --nocapture`
+//! (`LINEHUB_CRASH_SEED=N` replays a run; the seed is printed.)
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use linehub_sandbox::webhook as line;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const SECRET: &str = "crash-suite-channel-secret-0123456789";
+const TOKEN: &str = "crash-suite-access-token";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn linehub(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_linehub"))
+        .args(args)
+        .env("LINEHUB_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_up(http: &reqwest::Client, url: &str) {
+    for _ in 0..400 {
+        if http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// What a user's contact must look like once their events are applied.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Expected {
+    follow_ts: i64,
+    follow: &'static str,
+    message_ts: i64,
+    last_response: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
+    let users_n = env_or("LINEHUB_CRASH_USERS", 200);
+    let events_n = env_or("LINEHUB_CRASH_EVENTS", 2000);
+    let rounds = env_or("LINEHUB_CRASH_ROUNDS", 4);
+    let seed: u64 = std::env::var("LINEHUB_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    println!("crash suite: {events_n} events over {users_n} users, {rounds} kills, seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+
+    // The standalone sandbox, set up over its admin API.
+    let sandbox_port = free_port();
+    let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
+    let mut sandbox = linehub(&["sandbox", "--listen", &format!("127.0.0.1:{sandbox_port}")]);
+    wait_up(&http, &format!("{sandbox_url}/_sandbox/health")).await;
+    let channel: Value = http
+        .post(format!("{sandbox_url}/_sandbox/line/channels"))
+        .json(&json!({ "accessToken": TOKEN, "channelSecret": SECRET }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bot = channel["botUserId"].as_str().unwrap().to_string();
+    let users: Vec<String> = (0..users_n).map(|_| line::random_user_id()).collect();
+    for u in &users {
+        let res = http
+            .post(format!("{sandbox_url}/_sandbox/line/friends"))
+            .json(&json!({ "channel": TOKEN, "userId": u, "displayName": "Friend" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+
+    // Events with increasing timestamps per user, then shuffled across and within users.
+    let t0 = 1_764_000_000_000i64;
+    let mut expected: HashMap<String, Expected> = HashMap::new();
+    let mut events = Vec::with_capacity(events_n);
+    for i in 0..events_n {
+        let user = &users[i % users_n];
+        let ts = t0 + i as i64;
+        let e = expected.entry(user.clone()).or_default();
+        let event = match rng.random_range(0..10) {
+            0..=3 if e.follow_ts == 0 => {
+                e.follow_ts = ts;
+                e.follow = "Yes";
+                line::follow(user, ts, false)
+            }
+            0..=1 => {
+                e.follow_ts = ts;
+                e.follow = "No";
+                line::unfollow(user, ts)
+            }
+            2..=3 => {
+                e.follow_ts = ts;
+                e.follow = "Yes";
+                line::follow(user, ts, true)
+            }
+            _ => {
+                let text = format!("message {i}");
+                e.follow_ts = ts;
+                e.follow = "Yes";
+                e.message_ts = ts;
+                e.last_response = text.clone();
+                line::text_message(user, ts, &text)
+            }
+        };
+        events.push(event);
+    }
+    events.shuffle(&mut rng);
+    // Some events are delivered twice, the second time marked as a redelivery.
+    let redeliveries: Vec<Value> =
+        events.iter().filter(|_| rng.random_bool(0.05)).cloned().map(line::redelivered).collect();
+    events.extend(redeliveries);
+    let batches: Vec<Vec<Value>> = events.chunks(4).map(<[Value]>::to_vec).collect();
+    // Paced so that deliveries spread over the rounds and kills land mid-stream.
+    let pace = Duration::from_micros((rounds as u64 * 400_000 * 4 / batches.len().max(1) as u64).max(200));
+    let ids_of = |b: &[Value]| b.iter().map(|e| e["webhookEventId"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+
+    // The daemon, killed and restarted.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  listen: \"127.0.0.1:{port}\"\n  public_base_url: \"https://linehub.test\"\nstore:\n  path: \"{}\"\nplan: trial\nhubspot:\n  base_url: \"{sandbox_url}\"\n  token: sandbox-hubspot-token\n  tier: professional\n  timeout_secs: 5\nline:\n  api_base_url: \"{sandbox_url}\"\naccounts:\n  - id: shop\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n",
+            dir.path().join("linehub.db").display()
+        ),
+    )
+    .unwrap();
+    let daemon_url = format!("http://127.0.0.1:{port}");
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let pending: Arc<Mutex<Vec<Vec<Value>>>> = Arc::new(Mutex::new(batches.into_iter().rev().collect()));
+
+    let send_all = |stop_after: Option<Duration>| {
+        let (http, acked, pending, daemon_url, bot) =
+            (http.clone(), acked.clone(), pending.clone(), daemon_url.clone(), bot.clone());
+        async move {
+            let started = Instant::now();
+            let mut senders = Vec::new();
+            for _ in 0..4 {
+                let (http, acked, pending, daemon_url, bot) =
+                    (http.clone(), acked.clone(), pending.clone(), daemon_url.clone(), bot.clone());
+                senders.push(tokio::spawn(async move {
+                    loop {
+                        if stop_after.is_some_and(|d| started.elapsed() >= d) {
+                            return;
+                        }
+                        let Some(batch) = pending.lock().unwrap().pop() else { return };
+                        let body = line::body(&bot, batch.clone());
+                        let sig = line::sign(SECRET, &body);
+                        let res = http
+                            .post(format!("{daemon_url}/line/shop/webhook"))
+                            .header("x-line-signature", sig)
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .await;
+                        tokio::time::sleep(pace).await;
+                        match res {
+                            Ok(r) if r.status() == 200 => acked.lock().unwrap().extend(ids_of(&batch)),
+                            Ok(r) => panic!("webhook answered {}", r.status()),
+                            // Not acknowledged: LINE would redeliver it, and so do we.
+                            Err(_) => {
+                                pending.lock().unwrap().push(batch);
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                        }
+                    }
+                }));
+            }
+            for s in senders {
+                s.await.unwrap();
+            }
+        }
+    };
+
+    for round in 0..rounds {
+        let mut child = linehub(&["run", "--config", config.to_str().unwrap()]);
+        wait_up(&http, &format!("{daemon_url}/healthz")).await;
+        let kill_after = Duration::from_millis(rng.random_range(50..800));
+        let sending = tokio::spawn(send_all(Some(kill_after + Duration::from_millis(200))));
+        tokio::time::sleep(kill_after).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        sending.await.unwrap();
+        println!("round {round}: killed after {kill_after:?}; {} event ids acknowledged", acked.lock().unwrap().len());
+    }
+
+    // The last start: deliver what is left and let it drain.
+    let mut child = linehub(&["run", "--config", config.to_str().unwrap()]);
+    wait_up(&http, &format!("{daemon_url}/healthz")).await;
+    send_all(None).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut lost, mut duplicated, mut reordered);
+    loop {
+        let contacts: Vec<Value> =
+            http.get(format!("{sandbox_url}/_sandbox/hubspot/contacts")).send().await.unwrap().json().await.unwrap();
+        let mut by_user: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+        for c in contacts.iter().filter(|c| !c["archived"].as_bool().unwrap_or(false)) {
+            if let Some(u) = c["properties"]["line_user_id_1"].as_str() {
+                by_user.entry(u.to_string()).or_default().push(c);
+            }
+        }
+        duplicated = by_user.values().filter(|cs| cs.len() > 1).count();
+        lost = expected.keys().filter(|u| !by_user.contains_key(*u)).count();
+        reordered = expected
+            .iter()
+            .filter(|(u, e)| {
+                by_user.get(*u).and_then(|cs| cs.first()).is_some_and(|c| {
+                    let p = &c["properties"];
+                    p["line_follow_1"].as_str() != Some(e.follow)
+                        || (e.message_ts > 0 && p["line_last_response_1"].as_str() != Some(e.last_response.as_str()))
+                })
+            })
+            .count();
+        if (lost == 0 && reordered == 0) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Every acknowledged event is in the inbox and was processed.
+    let store = linehub::store::Store::open(&dir.path().join("linehub.db")).unwrap();
+    let stored: HashSet<String> = store.inbox_ids().await.unwrap().into_iter().collect();
+    let acked = acked.lock().unwrap();
+    let lost_events = acked.iter().filter(|id| !stored.contains(*id)).count();
+    let violations: Vec<Value> =
+        http.get(format!("{sandbox_url}/_sandbox/violations")).send().await.unwrap().json().await.unwrap();
+    sandbox.kill().unwrap();
+    sandbox.wait().unwrap();
+
+    println!(
+        "lost events: {lost_events}, users without a contact: {lost}, duplicated contacts: {duplicated}, contacts not in their newest state: {reordered}"
+    );
+    assert_eq!((lost_events, lost, duplicated, reordered), (0, 0, 0, 0), "seed {seed}");
+    assert!(violations.is_empty(), "contract violations: {violations:#?}");
+}
