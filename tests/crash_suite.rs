@@ -249,8 +249,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
     // Every acknowledged event is in the inbox and was processed.
     let store = linehub::store::Store::open(&dir.path().join("linehub.db")).unwrap();
     let stored: HashSet<String> = store.inbox_ids().await.unwrap().into_iter().collect();
-    let acked = acked.lock().unwrap();
-    let lost_events = acked.iter().filter(|id| !stored.contains(*id)).count();
+    let lost_events = acked.lock().unwrap().iter().filter(|id| !stored.contains(*id)).count();
     let violations: Vec<Value> =
         http.get(format!("{sandbox_url}/_sandbox/violations")).send().await.unwrap().json().await.unwrap();
     sandbox.kill().unwrap();
