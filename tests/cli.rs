@@ -55,7 +55,9 @@ fn the_standalone_sandbox_serves_line_and_hubspot_on_one_listener() {
     let mut child =
         linehub().args(["sandbox", "--listen", &format!("127.0.0.1:{port}")]).stdout(Stdio::piped()).spawn().unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // Kept open until the end: the sandbox keeps writing to it.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut first).unwrap();
     assert!(first.contains(&format!("http://127.0.0.1:{port}")), "{first}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (line_status, hubspot_status) = rt.block_on(async {
@@ -82,6 +84,7 @@ fn the_standalone_sandbox_serves_line_and_hubspot_on_one_listener() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
+    drop(stdout);
     assert_eq!(line_status, 401, "LINE answers for an unknown channel token");
     assert_eq!(hubspot_status, 200);
 }
