@@ -1,0 +1,158 @@
+//! Hostile and malformed input, generated from a seed: the webhook never panics, never stores
+//! what is not signed, and answers only with the documented statuses; a broken config is always
+//! refused with a located error and never half-loaded.
+//!
+//! Bounded here; `LINEHUB_HOSTILE_CASES=100000 cargo test --release --test hostile_input` runs longer.
+
+mod common;
+
+use common::*;
+use linehub::line::signature;
+use rand::{Rng, SeedableRng};
+
+fn cases(default: usize) -> usize {
+    std::env::var("LINEHUB_HOSTILE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("LINEHUB_HOSTILE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    println!("seed {seed} (replay with LINEHUB_HOSTILE_SEED={seed})");
+    seed
+}
+
+/// A valid webhook body, then damaged in one of several ways.
+fn mutate(rng: &mut impl Rng, base: &[u8]) -> Vec<u8> {
+    let mut b = base.to_vec();
+    match rng.random_range(0..7) {
+        0 => {
+            let i = rng.random_range(0..b.len());
+            b[i] = rng.random();
+        }
+        1 => {
+            let i = rng.random_range(0..b.len());
+            b.truncate(i);
+        }
+        2 => {
+            let i = rng.random_range(0..b.len());
+            let junk: Vec<u8> = (0..rng.random_range(1..64)).map(|_| rng.random()).collect();
+            b.splice(i..i, junk);
+        }
+        3 => b = (0..rng.random_range(0..512)).map(|_| rng.random()).collect(),
+        4 => {
+            // Deep nesting.
+            let depth = rng.random_range(1..2000);
+            b = format!("{{\"events\":{}{}}}", "[".repeat(depth), "]".repeat(depth)).into_bytes();
+        }
+        5 => {
+            // Wrong types where the envelope expects others.
+            let v = [
+                "{\"events\":null}",
+                "{\"events\":[null]}",
+                "{\"events\":[{\"type\":7,\"timestamp\":\"x\"}]}",
+                "{}",
+                "\"events\"",
+            ];
+            b = v[rng.random_range(0..v.len())].as_bytes().to_vec();
+        }
+        _ => {
+            // Valid JSON with odd but legal content: unknown types, huge numbers, unicode.
+            b = format!(
+                "{{\"destination\":\"U0\",\"events\":[{{\"type\":\"{}\",\"timestamp\":{},\"webhookEventId\":\"h{}\",\"source\":{{\"type\":\"user\",\"userId\":\"U\\u0000{}\"}}}}]}}",
+                ["follow", "message", "x".repeat(300).as_str(), "📦"][rng.random_range(0..4)],
+                rng.random::<i64>(),
+                rng.random::<u64>(),
+                rng.random::<u32>()
+            )
+            .into_bytes();
+        }
+    }
+    b
+}
+
+#[tokio::test]
+async fn hostile_webhooks_never_panic_and_unsigned_ones_are_never_stored() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(config(dir.path(), "http://127.0.0.1:9")).await;
+    let http = reqwest::Client::new();
+    let base = body(vec![text_event("01HOSTILE00000000000000000", "U1", 1, "hi")]);
+    let mut stored_signed = 0u64;
+    for i in 0..cases(600) {
+        let raw = mutate(&mut rng, &base);
+        let sig = match i % 3 {
+            0 => None,
+            1 => Some(signature::sign(b"some other secret", &raw)),
+            _ => Some(signature::sign(TOKYO_SECRET.as_bytes(), &raw)),
+        };
+        let signed = i % 3 == 2;
+        let res = post(&http, daemon.addr(), "tokyo", raw.clone(), sig).await;
+        let status = res.status().as_u16();
+        if signed {
+            assert!([200, 400, 413].contains(&status), "signed input got {status}: {}", String::from_utf8_lossy(&raw));
+            if status == 200 {
+                stored_signed += 1;
+            }
+        } else {
+            assert_eq!(status, 401, "unsigned input got {status}");
+        }
+    }
+    // Only signed, well-formed bodies reached the inbox.
+    let n = daemon.store().inbox_len().await.unwrap();
+    assert!(n <= stored_signed, "{n} events stored from {stored_signed} accepted signed bodies");
+    // Still serving.
+    let ok = post_signed(&http, daemon.addr(), "tokyo", TOKYO_SECRET, base).await;
+    assert_eq!(ok.status(), 200);
+}
+
+#[test]
+fn broken_configs_are_refused_with_a_location_and_never_half_loaded() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let good = config_text(dir.path(), "http://127.0.0.1:9");
+    let path = dir.path().join("config.yaml");
+    assert!(linehub::config::load_str(&path, &good).is_ok());
+    let lines: Vec<&str> = good.lines().collect();
+    for _ in 0..cases(2000) {
+        let mut text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        match rng.random_range(0..5) {
+            0 => {
+                text.remove(rng.random_range(0..text.len()));
+            }
+            1 => {
+                let i = rng.random_range(0..text.len());
+                let line = &mut text[i];
+                if !line.is_empty() {
+                    let at = rng.random_range(0..line.len());
+                    if line.is_char_boundary(at) {
+                        line.insert(at, ['\t', ':', '"', '[', '{', '#', '-', '\'', 'é'][rng.random_range(0..9)]);
+                    }
+                }
+            }
+            2 => {
+                let (a, b) = (rng.random_range(0..text.len()), rng.random_range(0..text.len()));
+                text.swap(a, b);
+            }
+            3 => {
+                let i = rng.random_range(0..text.len());
+                text[i] = format!("  {}", text[i]);
+            }
+            _ => {
+                let i = rng.random_range(0..text.len());
+                text.insert(i, "  unexpected: ${UNSET_VARIABLE_FOR_TEST}".into());
+            }
+        }
+        let text = text.join("\n");
+        match linehub::config::load_str(&path, &text) {
+            // Some damage is harmless (a swapped pair of keys): then the result must equal the
+            // original in what matters.
+            Ok(c) => assert_eq!(c.accounts.len(), 2, "{text}"),
+            Err(errors) => {
+                for e in &errors.0 {
+                    assert_eq!(e.file, path);
+                    assert!(!e.message.is_empty());
+                    assert!(e.line > 0 || e.message.contains("empty"), "unlocated error `{e}` for:\n{text}");
+                }
+            }
+        }
+    }
+}
