@@ -2,7 +2,8 @@
 //!
 //! A LINE webhook arrives at [`http`], is verified and committed to the [`store`]'s inbox before
 //! it is acknowledged, and is then turned into HubSpot contact state. [`config`] is the one YAML
-//! file that says which accounts exist; [`daemon`] wires the pieces into the running service.
+//! file that says which accounts exist; [`pipelines`] are the scheduled jobs defined beside it;
+//! [`daemon`] wires the pieces into the running service.
 //! This crate is the library behind the `linehub` binary; the binary only parses arguments.
 
 pub mod apply;
@@ -13,5 +14,6 @@ pub mod demo;
 pub mod http;
 pub mod hubspot;
 pub mod line;
+pub mod pipelines;
 pub mod store;
 pub mod sync;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -24,13 +25,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon: webhooks in, HubSpot contacts out.
+    /// Run the daemon: webhooks in, HubSpot contacts out, scheduled pipelines. Reloads the
+    /// config and pipelines on SIGHUP and when their files change.
     Run {
         /// The config file.
         #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
         config: PathBuf,
     },
-    /// Validate the config; print every problem as file:line:column: field: message.
+    /// Validate the config and its pipelines; print every problem as file:line:column: field: message.
     Check {
         /// The config file.
         #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
@@ -58,6 +60,33 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
+    },
+    /// List pipelines and run one now.
+    Pipeline {
+        #[command(subcommand)]
+        command: PipelineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PipelineCommand {
+    /// List the pipelines with their schedule, next run and last run.
+    List {
+        /// The config file (its pipelines_dir holds the pipelines).
+        #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run a pipeline now (resuming its interrupted run, if any). HubSpot writes it queues are
+    /// sent by the running daemon.
+    Run {
+        /// The config file (its pipelines_dir holds the pipelines).
+        #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
+        config: PathBuf,
+        /// Print what it would write or send, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The pipeline's name (see `linehub pipeline list`).
+        name: String,
     },
 }
 
@@ -97,6 +126,10 @@ fn main() -> ExitCode {
             ))
         }),
         Command::Outbox { command } => runtime().and_then(|rt| rt.block_on(outbox(command))),
+        Command::Pipeline { command } => match runtime().and_then(|rt| rt.block_on(pipeline(command))) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,11 +154,12 @@ fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(c) => {
             println!(
-                "{}: ok ({} accounts, {} active, plan {})",
+                "{}: ok ({} accounts, {} active, plan {}, {} pipelines)",
                 path.display(),
                 c.accounts.len(),
                 c.active_accounts().count(),
-                c.plan.name()
+                c.plan.name(),
+                c.pipelines.len()
             );
             ExitCode::SUCCESS
         }
@@ -141,9 +175,74 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(config.server.listen).await.with_context(|| format!("binding {}", config.server.listen))?;
     let daemon = Daemon::start(config, listener).await?;
-    shutdown_signal().await;
+    let pipelines_dir = daemon.config().pipelines_dir.clone();
+    let mut watcher = match config::watch::ConfigWatcher::start(&path, &pipelines_dir, Duration::from_millis(500)) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the config files; reload with SIGHUP (systemctl reload linehub)");
+            None
+        }
+    };
+    let mut hangup = hangups();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let changed = async {
+            match watcher.as_mut() {
+                Some(w) => w.changed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = hangup.recv() => tracing::info!("SIGHUP: reloading the config"),
+            Some(paths) = changed => tracing::info!(?paths, "config files changed: reloading"),
+        }
+        // Success and failure are both logged by the daemon, problem by problem.
+        let _ = daemon.reload().await;
+    }
     tracing::info!("shutting down");
     daemon.shutdown().await
+}
+
+/// One message per SIGHUP, as `systemctl reload` sends it (never, where there are no signals).
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let _ = tx.try_send(());
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by editing the files"),
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
+async fn pipeline(command: PipelineCommand) -> anyhow::Result<ExitCode> {
+    let path = match &command {
+        PipelineCommand::List { config } | PipelineCommand::Run { config, .. } => config,
+    };
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    match command {
+        PipelineCommand::List { .. } => {
+            print!("{}", linehub::pipelines::cli::list(&config).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        PipelineCommand::Run { name, dry_run, .. } => {
+            let (report, queued) = linehub::pipelines::cli::run(config, &name, dry_run).await?;
+            print!("{report}");
+            if queued > 0 {
+                println!("{queued} HubSpot write(s) are queued; the running daemon (`linehub run`) sends them");
+            }
+            Ok(if report.error.is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
 }
 
 async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {

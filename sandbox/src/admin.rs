@@ -225,6 +225,9 @@ enum FaultRequest {
     Latency { service: Service, ms: u64 },
     /// `{"fault":"rate_limit_storm","service":"hubspot","requests":10}`.
     RateLimitStorm { service: Service, requests: u32 },
+    /// `{"fault":"lose_responses","service":"line","requests":1}`: carried out, answered as an
+    /// outage; with `"operation":"multicast"` only requests of that operation.
+    LoseResponses { service: Service, requests: u32, operation: Option<String> },
     /// `{"fault":"clear","service":"line"}`, or without `service` to clear both.
     Clear { service: Option<Service> },
 }
@@ -250,6 +253,10 @@ async fn set_fault(State(shared): AppState, Json(req): Json<FaultRequest>) -> Re
         }
         FaultRequest::RateLimitStorm { service, requests } => {
             faults.rate_limit_storm(service, requests);
+        }
+        FaultRequest::LoseResponses { service, requests, operation: None } => faults.lose_responses(service, requests),
+        FaultRequest::LoseResponses { service, requests, operation: Some(op) } => {
+            faults.lose_responses_of(service, &op, requests)
         }
         FaultRequest::Clear { service: Some(s) } => faults.clear(s),
         FaultRequest::Clear { service: None } => faults.clear_all(),

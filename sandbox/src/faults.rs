@@ -8,6 +8,8 @@
 //! - outage: LINE answers 500, HubSpot 503, for the next N requests or until an instant.
 //! - latency: every response of the service is delayed by a duration.
 //! - rate-limit storm: the next N requests get 429 with the service's real body and headers.
+//! - lost responses: the next N requests are carried out, then answered as an outage, as when a
+//!   connection breaks after the service acted (the caller cannot tell whether it did).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -54,6 +56,9 @@ struct ServiceFaults {
     outage_until: Option<Instant>,
     latency: Option<Duration>,
     storm_requests: u32,
+    lost_responses: u32,
+    /// Only requests of this operation (`multicast`, `batchCreateContacts`, …) lose answers.
+    lost_operation: Option<String>,
 }
 
 /// The faults currently set, per service.
@@ -95,6 +100,18 @@ impl FaultState {
         }
         None
     }
+
+    /// Decides whether the answer to a request of `operation` that `service` has carried out is
+    /// lost, consuming one counted loss if so.
+    pub(crate) fn take_lost(&self, service: Service, operation: Option<&str>) -> bool {
+        let mut f = lock(self.of(service));
+        let applies = f.lost_operation.as_deref().is_none_or(|only| Some(only) == operation);
+        let lost = applies && f.lost_responses > 0;
+        if lost {
+            f.lost_responses -= 1;
+        }
+        lost
+    }
 }
 
 /// Sets and clears faults; cheap to clone, shares the sandbox's state.
@@ -127,6 +144,24 @@ impl FaultControl {
     /// Answers the next `requests` requests of `service` with 429 and the real headers and body.
     pub fn rate_limit_storm(&self, service: Service, requests: u32) {
         self.with(service, |f| f.storm_requests = requests);
+    }
+
+    /// Carries out the next `requests` requests of `service` but answers them as an outage
+    /// (LINE 500, HubSpot 503): the service acted, the caller is told it failed.
+    pub fn lose_responses(&self, service: Service, requests: u32) {
+        self.with(service, |f| {
+            f.lost_responses = requests;
+            f.lost_operation = None;
+        });
+    }
+
+    /// Like [`FaultControl::lose_responses`], for requests of one operation only (its
+    /// `operationId`, e.g. `multicast`).
+    pub fn lose_responses_of(&self, service: Service, operation: &str, requests: u32) {
+        self.with(service, |f| {
+            f.lost_responses = requests;
+            f.lost_operation = Some(operation.to_string());
+        });
     }
 
     /// Removes every fault of `service`.

@@ -93,3 +93,33 @@ async fn faults_are_set_over_the_admin_api_too() {
     assert_eq!(set(json!({"fault": "clear"})).await, 204);
     assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_lost_response_still_carries_out_the_request_and_its_retry_key_then_answers_409() {
+    let h = start().await;
+    let user = webhook::random_user_id();
+    h.sandbox.line().add_friend(LINE_TOKEN, &user, Profile::named("Ann")).expect("friend");
+    h.sandbox.faults().lose_responses(Service::Line, 1);
+    let body = json!({"to": [user.clone()], "messages": [{"type": "text", "text": "hi"}]});
+    let key = [("x-line-retry-key", "123e4567-e89b-42d3-a456-426614174000")];
+    let (status, _) = status_json(h.line_post("/v2/bot/message/multicast", &body, &key).await).await;
+    assert_eq!(status, 500, "the caller is told it failed");
+    assert_eq!(h.sandbox.line().sent_messages().len(), 1, "but LINE sent it");
+    assert_eq!(h.sandbox.line().quota_used(LINE_TOKEN).unwrap(), 1);
+    let (status, body) = status_json(h.line_post("/v2/bot/message/multicast", &body, &key).await).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(h.sandbox.line().sent_messages().len(), 1, "a retry with the key sends nothing");
+}
+
+#[tokio::test]
+async fn an_account_can_lose_its_verification_and_change_its_quota() {
+    let h = start().await;
+    h.sandbox.line().set_verified(LINE_TOKEN, false).unwrap();
+    assert_eq!(status_json(h.line_get("/v2/bot/followers/ids").await).await.0, 403);
+    h.sandbox.line().set_monthly_quota(LINE_TOKEN, Some(10)).unwrap();
+    h.sandbox.line().use_quota(LINE_TOKEN, 4).unwrap();
+    let (_, quota) = status_json(h.line_get("/v2/bot/message/quota").await).await;
+    assert_eq!(quota, json!({"type": "limited", "value": 10}));
+    let (_, used) = status_json(h.line_get("/v2/bot/message/quota/consumption").await).await;
+    assert_eq!(used["totalUsage"], 4);
+}

@@ -1,4 +1,4 @@
-//! Reading a config file: YAML with positions, then the checks.
+//! Reading a config file: YAML with positions, then the checks, then its pipelines.
 //!
 //! The YAML parser is kept behind this one module so that a change of parser touches one file.
 //! Parse errors come back with the dotted path of the field the parser was in and its line and
@@ -18,10 +18,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates config text as if it were read from `path` (relative paths inside the
-/// config resolve against `path`'s directory).
+/// config resolve against `path`'s directory), then loads and checks its pipelines.
 pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let raw: RawConfig = parse_yaml(path, text)?;
-    validate::validate(raw, path, &|name| std::env::var(name).ok())
+    let mut config = validate::validate(raw, path, &|name| std::env::var(name).ok())?;
+    config.pipelines = crate::pipelines::load_dir(&config.pipelines_dir, &config.accounts)?;
+    Ok(config)
 }
 
 /// Deserializes YAML text into `T`, turning a failure into a located [`ConfigError`].

@@ -4,13 +4,16 @@
 //! API hosts, the connector plan and the connected LINE Official Accounts (see
 //! `config.example.yaml`, where every key is commented). Two types keep the file honest: the raw
 //! YAML model in [`raw`], and the checked [`Config`] that only [`load`] can produce. Every error
-//! names file, line and field.
+//! names file, line and field. The pipelines of `pipelines_dir` are loaded and checked with it
+//! (see [`crate::pipelines::spec`]), so a config and its pipelines are always accepted together;
+//! [`watch`] notices when either changes on disk.
 
 mod error;
 mod load;
 mod raw;
 mod secret;
 mod validate;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +39,11 @@ pub struct Config {
     pub line: LineConfig,
     /// Connected LINE Official Accounts, in file order (serials live in the store, not here).
     pub accounts: Vec<Account>,
+    /// Where pipeline files are read from (`pipelines_dir`, default `pipelines` beside the
+    /// config file); a directory that does not exist means no pipelines.
+    pub pipelines_dir: PathBuf,
+    /// The pipelines of `pipelines_dir`, checked against `accounts`, in file name order.
+    pub pipelines: Vec<crate::pipelines::Pipeline>,
 }
 
 impl Config {

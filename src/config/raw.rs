@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub line: RawLine,
     pub accounts: Vec<RawAccount>,
+    #[serde(default)]
+    pub pipelines_dir: Option<Spanned<String>>,
 }
 
 /// `server:`: where the daemon listens and how it is reached from outside.

@@ -169,6 +169,23 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
     };
 
     let accounts = check_accounts(&mut c, &raw.accounts, plan);
+    let base = file.parent().unwrap_or(Path::new("."));
+    let pipelines_dir = match &raw.pipelines_dir {
+        None => Some(base.join("pipelines")),
+        Some(d) => c.string(d, "pipelines_dir").and_then(|s| {
+            let p = base.join(&s);
+            if p.is_dir() {
+                Some(p)
+            } else {
+                c.error(
+                    d,
+                    "pipelines_dir",
+                    format!("`{s}` is not a directory (remove the key if there are no pipelines)"),
+                );
+                None
+            }
+        }),
+    };
 
     let hubspot = match (hubspot_base, hubspot_token, requests_per_10s, timeout, dummy_email_domain) {
         (Some(base_url), Some(token), Some(requests_per_10s), Some(timeout), Some(dummy_email_domain)) => {
@@ -176,20 +193,26 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
         }
         _ => None,
     };
-    match (listen, public_base_url, max_body_bytes, store_path, plan, hubspot) {
-        (Some(listen), Some(public_base_url), Some(max_body_bytes), Some(path), Some(plan), Some(hubspot))
-            if c.errors.is_empty() =>
-        {
-            Ok(Config {
-                source: file.to_path_buf(),
-                server: ServerConfig { listen, public_base_url, max_body_bytes },
-                store: StoreConfig { path },
-                plan,
-                hubspot,
-                line,
-                accounts,
-            })
-        }
+    match (listen, public_base_url, max_body_bytes, store_path, plan, hubspot, pipelines_dir) {
+        (
+            Some(listen),
+            Some(public_base_url),
+            Some(max_body_bytes),
+            Some(path),
+            Some(plan),
+            Some(hubspot),
+            Some(pipelines_dir),
+        ) if c.errors.is_empty() => Ok(Config {
+            source: file.to_path_buf(),
+            server: ServerConfig { listen, public_base_url, max_body_bytes },
+            store: StoreConfig { path },
+            plan,
+            hubspot,
+            line,
+            accounts,
+            pipelines_dir,
+            pipelines: Vec::new(),
+        }),
         _ => Err(ConfigErrors(c.errors)),
     }
 }

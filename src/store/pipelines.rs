@@ -233,6 +233,20 @@ impl Store {
         .await
     }
 
+    /// Pipelines with a run left `running` by another owner than `owner` (a crash, or a run
+    /// going on in another process).
+    pub async fn interrupted_pipelines(&self, owner: String) -> Result<Vec<String>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT pipeline FROM pipeline_runs WHERE state = 'running' AND dry_run = 0 AND owner != ?1
+                 ORDER BY pipeline",
+            )?;
+            let rows = stmt.query_map([owner], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// Shows the run's owner is alive.
     pub async fn heartbeat_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
         self.write(move |conn| {
@@ -267,6 +281,20 @@ impl Store {
                 "UPDATE pipeline_runs SET state = ?2, counts = ?3, error = ?4, ended_at = ?5, heartbeat_at = ?5
                  WHERE id = ?1",
                 params![run_id, state.name(), counts, error, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Marks a run this process was running as interrupted (linehub is stopping): it keeps its
+    /// checkpoint and counts, and the next run resumes it at once.
+    pub async fn interrupt_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE pipeline_runs SET state = 'failed', error = 'interrupted: linehub stopped', ended_at = ?2
+                 WHERE id = ?1 AND state = 'running'",
+                params![run_id, now],
             )
             .map(|_| ())
         })
@@ -504,6 +532,26 @@ impl Store {
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
             rows.map(|r| r.map(|(a, n)| (a, u64::try_from(n).unwrap_or(0)))).collect()
+        })
+        .await
+    }
+
+    /// Friends of account `serial` that are linked to a contact, by user id after `after`:
+    /// (LINE user, contact id), at most `limit`.
+    pub async fn linked_friends(
+        &self,
+        serial: i64,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT f.user_id, l.contact_id FROM friends f JOIN contact_links l ON l.user_id = f.user_id
+                 WHERE f.serial = ?1 AND f.user_id > ?2 ORDER BY f.user_id LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![serial, after.unwrap_or_default(), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
         })
         .await
     }

@@ -167,7 +167,11 @@ impl World {
         sandbox: &linehub_sandbox::Sandbox,
         clock: std::sync::Arc<linehub::clock::ManualClock>,
     ) -> Daemon {
-        let config = config(dir.path(), &sandbox.base_url());
+        let path = dir.path().join("config.yaml");
+        if !path.exists() {
+            write_config(dir.path(), &sandbox.base_url());
+        }
+        let config = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         Daemon::start_with(config, listener, linehub::daemon::Options::manual(clock)).await.unwrap()
     }
@@ -177,6 +181,59 @@ impl World {
         let fresh = World::start_daemon(&self.dir, &self.sandbox, self.clock.clone()).await;
         let old = std::mem::replace(&mut self.daemon, fresh);
         old.shutdown().await.unwrap();
+    }
+
+    /// The config file the daemon reads (and re-reads on reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    /// Writes `dir/pipelines/{file}`; the daemon sees it after a reload.
+    pub fn write_pipeline(&self, file: &str, yaml: &str) -> PathBuf {
+        let dir = self.dir.path().join("pipelines");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(file);
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    /// Writes `yaml` as pipeline `file` and reloads, expecting the reload to succeed.
+    pub async fn add_pipeline(&self, file: &str, yaml: &str) {
+        self.write_pipeline(file, yaml);
+        self.daemon.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Creates a custom text contact property, as a HubSpot admin would.
+    pub async fn create_text_property(&self, name: &str) {
+        let res = self
+            .http
+            .post(format!("{}/crm/v3/properties/contacts", self.sandbox.base_url()))
+            .bearer_auth("sandbox-hubspot-token")
+            .json(&serde_json::json!({
+                "name": name, "label": name, "type": "string", "fieldType": "text", "groupName": "contactinformation"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+
+    /// `n` new friends of `account`, named `Friend i`, with contacts in HubSpot that carry
+    /// `LINE User ID _serial`; returns (user, contact id) pairs.
+    pub fn friends_with_contacts(&self, account: &str, serial: i64, n: usize) -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| {
+                let user = linehub_sandbox::webhook::random_user_id();
+                self.friend(account, &user, &format!("Friend {i}"));
+                let email = format!("friend{i}-{}@example.com", &user[1..9]);
+                let id = self
+                    .sandbox
+                    .hubspot()
+                    .create_contact(&[("email", &email), (&format!("line_user_id_{serial}"), &user)])
+                    .unwrap();
+                (user, id)
+            })
+            .collect()
     }
 
     /// Makes `user` a friend of `account` in the simulated LINE.

@@ -290,6 +290,7 @@ pub(crate) fn handle(shared: &Shared, req: &RequestParts<'_>) -> Reply {
         body_len: req.body.len(),
     };
     let mut reply = match dispatch(&mut state, &ctx) {
+        Ok(_) if shared.faults.take_lost(Service::HubSpot, matched.operation_id.as_deref()) => error::unavailable(),
         Ok(reply) | Err(Refusal::Answer(reply)) => reply,
         Err(Refusal::Violation(v)) => {
             state.stats.violations += 1;

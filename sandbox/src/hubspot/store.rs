@@ -10,7 +10,7 @@
 //!
 //! The HTTP operations on top of this are in `objects`; search is in `search`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -174,12 +174,21 @@ pub(crate) struct ObjectStore {
     pub(crate) kind: ObjectKind,
     pub(crate) props: PropertyRegistry,
     pub(crate) records: BTreeMap<u64, Record>,
+    /// Live contacts by email (lower-case): HubSpot's unique index, so lookups by email stay
+    /// cheap with a million contacts.
+    emails: HashMap<String, u64>,
     next_id: u64,
 }
 
 impl ObjectStore {
     pub(crate) fn new(kind: ObjectKind, first_id: u64) -> ObjectStore {
-        ObjectStore { kind, props: PropertyRegistry::seeded(kind), records: BTreeMap::new(), next_id: first_id }
+        ObjectStore {
+            kind,
+            props: PropertyRegistry::seeded(kind),
+            records: BTreeMap::new(),
+            emails: HashMap::new(),
+            next_id: first_id,
+        }
     }
 
     /// A live (not archived) record by id.
@@ -216,6 +225,9 @@ impl ObjectStore {
                 .filter(|id| self.records.get(id).is_some_and(|r| r.archived == archived)));
         }
         let wanted = self.normalise(prop, key);
+        if self.kind == ObjectKind::Contacts && prop == "email" && !archived {
+            return Ok(self.emails.get(&wanted).copied());
+        }
         Ok(self.records.values().find(|r| r.archived == archived && r.values.get(prop) == Some(&wanted)).map(|r| r.id))
     }
 
@@ -253,17 +265,18 @@ impl ObjectStore {
             if prop == "hs_object_id" || !self.is_id_property(prop) {
                 continue;
             }
-            let holder = self
-                .records
-                .values()
-                .find(|r| !r.archived && Some(r.id) != except && r.values.get(prop) == Some(value))
-                .map(|r| r.id)
-                .or_else(|| {
-                    claimed
-                        .iter()
-                        .find(|(p, v, id)| p == prop && v == value && Some(*id) != except)
-                        .map(|(_, _, id)| *id)
-                });
+            let indexed = self.kind == ObjectKind::Contacts && prop == "email";
+            let live = if indexed {
+                self.emails.get(value).copied().filter(|id| Some(*id) != except)
+            } else {
+                self.records
+                    .values()
+                    .find(|r| !r.archived && Some(r.id) != except && r.values.get(prop) == Some(value))
+                    .map(|r| r.id)
+            };
+            let holder = live.or_else(|| {
+                claimed.iter().find(|(p, v, id)| p == prop && v == value && Some(*id) != except).map(|(_, _, id)| *id)
+            });
             if let Some(existing) = holder {
                 return Some(Conflict { existing, property: prop.clone(), value: value.clone() });
             }
@@ -294,7 +307,29 @@ impl ObjectStore {
             r.values.entry(created.to_string()).or_insert_with(|| time::format_iso(r.created_ms));
             r.values.insert(modified.to_string(), time::format_iso(now_ms));
             let snap = r.snapshot();
-            r.pending.push_back((now + lag, snap));
+            if lag.is_zero() {
+                // Visible at once: keep one indexed copy instead of a queue of versions.
+                r.pending.clear();
+                r.indexed = Some(snap);
+            } else {
+                r.indexed(now);
+                r.pending.push_back((now + lag, snap));
+            }
+        }
+    }
+
+    /// Keeps the email index in step with a live record's email.
+    fn index_email(&mut self, id: u64, old: Option<String>, new: Option<String>) {
+        if self.kind != ObjectKind::Contacts || old == new {
+            return;
+        }
+        if let Some(old) = old
+            && self.emails.get(&old) == Some(&id)
+        {
+            self.emails.remove(&old);
+        }
+        if let Some(new) = new {
+            self.emails.insert(new, id);
         }
     }
 
@@ -309,7 +344,8 @@ impl ObjectStore {
     ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let values = changes.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        let values: BTreeMap<String, String> = changes.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        self.index_email(id, None, values.get("email").cloned());
         self.records.insert(
             id,
             Record {
@@ -329,13 +365,19 @@ impl ObjectStore {
 
     /// Applies checked changes to a live record.
     pub(crate) fn update(&mut self, id: u64, changes: Changes, now: Instant, now_ms: i64, lag: Duration) {
+        let mut email = None;
         if let Some(r) = self.records.get_mut(&id) {
+            let before = r.values.get("email").cloned();
             for (k, v) in changes {
                 match v {
                     Some(v) => r.values.insert(k, v),
                     None => r.values.remove(&k),
                 };
             }
+            email = Some((before, r.values.get("email").cloned()));
+        }
+        if let Some((before, after)) = email {
+            self.index_email(id, before, after);
         }
         self.stamp(id, now, now_ms, lag);
     }
@@ -345,6 +387,8 @@ impl ObjectStore {
         match self.records.get_mut(&id) {
             Some(r) if !r.archived => {
                 r.archived = true;
+                let email = r.values.get("email").cloned();
+                self.index_email(id, email, None);
                 self.stamp(id, now, now_ms, lag);
                 true
             }

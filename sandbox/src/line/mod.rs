@@ -172,6 +172,8 @@ struct Accepted {
 struct Channel {
     spec: ChannelSpec,
     friends: Vec<Friend>,
+    /// Position of each friend in `friends`, so lookups stay cheap with a million friends.
+    by_user: HashMap<String, usize>,
     quota_used: u64,
     retry_keys: HashMap<String, Accepted>,
     used_reply_tokens: HashSet<String>,
@@ -179,7 +181,11 @@ struct Channel {
 
 impl Channel {
     fn friend(&self, user_id: &str) -> Option<&Friend> {
-        self.friends.iter().find(|f| f.user_id == user_id)
+        self.by_user.get(user_id).map(|&i| &self.friends[i])
+    }
+
+    fn friend_mut(&mut self, user_id: &str) -> Option<&mut Friend> {
+        self.by_user.get(user_id).map(|&i| &mut self.friends[i])
     }
 
     /// A friend who has not blocked the account: can be messaged and profiled.
@@ -246,6 +252,7 @@ impl LineControl {
         state.channels.push(Channel {
             spec,
             friends: Vec::new(),
+            by_user: HashMap::new(),
             quota_used: 0,
             retry_keys: HashMap::new(),
             used_reply_tokens: HashSet::new(),
@@ -266,12 +273,15 @@ impl LineControl {
         }
         let mut state = self.state();
         let ch = state.channel_mut(channel)?;
-        match ch.friends.iter_mut().find(|f| f.user_id == user_id) {
+        match ch.friend_mut(user_id) {
             Some(f) => {
                 f.profile = profile;
                 f.blocked = false;
             }
-            None => ch.friends.push(Friend { user_id: user_id.to_string(), profile, blocked: false }),
+            None => {
+                ch.by_user.insert(user_id.to_string(), ch.friends.len());
+                ch.friends.push(Friend { user_id: user_id.to_string(), profile, blocked: false });
+            }
         }
         Ok(())
     }
@@ -280,7 +290,7 @@ impl LineControl {
         let mut state = self.state();
         let ch = state.channel_mut(channel)?;
         let name = ch.spec.bot_user_id.clone();
-        match ch.friends.iter_mut().find(|f| f.user_id == user_id) {
+        match ch.friend_mut(user_id) {
             Some(f) => {
                 f.blocked = blocked;
                 Ok(())
@@ -309,6 +319,25 @@ impl LineControl {
     /// Every message accepted by any channel, oldest first.
     pub fn sent_messages(&self) -> Vec<SentMessage> {
         self.state().sent.clone()
+    }
+
+    /// Sets whether the account is verified (or premium): only those may list their followers.
+    pub fn set_verified(&self, channel: &str, verified: bool) -> Result<(), ControlError> {
+        self.state().channel_mut(channel)?.spec.verified = verified;
+        Ok(())
+    }
+
+    /// Changes the account's monthly message quota (`None`: unlimited), as a plan change would.
+    pub fn set_monthly_quota(&self, channel: &str, quota: Option<u64>) -> Result<(), ControlError> {
+        self.state().channel_mut(channel)?.spec.monthly_quota = quota;
+        Ok(())
+    }
+
+    /// Counts `messages` against the channel's monthly quota, as sends made outside linehub
+    /// (the LINE Official Account Manager, another tool) would.
+    pub fn use_quota(&self, channel: &str, messages: u64) -> Result<(), ControlError> {
+        self.state().channel_mut(channel)?.quota_used += messages;
+        Ok(())
     }
 
     /// Messages counted against the channel's monthly quota so far.
@@ -454,6 +483,9 @@ fn answer(shared: &Shared, req: &RequestParts<'_>, request_id: &str) -> Reply {
         now: Instant::now(),
     };
     match messaging::dispatch(&mut state, channel, &call) {
+        Ok(_) if shared.faults.take_lost(Service::Line, matched.operation_id.as_deref()) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
         Ok(reply) => reply,
         Err(v) => {
             drop(state);
