@@ -1,5 +1,6 @@
 //! The `linehub` command line. Parses arguments and calls the library; nothing else lives here.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -248,11 +249,16 @@ async fn pipeline(command: PipelineCommand) -> anyhow::Result<ExitCode> {
 async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let cfg = linehub_sandbox::SandboxConfig::default();
-    println!("linehub sandbox: LINE and HubSpot APIs on http://{listen}");
-    println!("  HubSpot token: {}", cfg.hubspot_token);
-    println!(
+    // A closed stdout (a supervisor that stopped reading) must not stop the sandbox.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "linehub sandbox: LINE and HubSpot APIs on http://{listen}");
+    let _ = writeln!(out, "  HubSpot token: {}", cfg.hubspot_token);
+    let _ = writeln!(
+        out,
         "  control: http://{listen}/_sandbox/health, /_sandbox/line/channels, /_sandbox/hubspot/contacts, /_sandbox/faults"
     );
+    let _ = out.flush();
+    drop(out);
     linehub_sandbox::serve(listener, cfg, shutdown_signal()).await.context("serving the sandbox")
 }
 

@@ -469,3 +469,26 @@ async fn a_block_applied_before_its_older_follow_arrives_is_not_lost() {
     assert_eq!(w.contact("line_user_id_1", &user).properties["line_follow_1"], "No");
     assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn answers_slower_than_the_timeout_are_retried_without_duplicates() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let user = line::random_user_id();
+    // HubSpot carries out each request but answers after the client (2 s timeout) gave up.
+    w.sandbox.faults().latency(Service::HubSpot, Duration::from_secs(3));
+    w.deliver("tokyo", vec![line::follow(&user, T0, false), line::text_message(&user, T0 + 1, "slow?")]).await;
+    let first = w.daemon.settle().await.unwrap();
+    assert!(first.retried > 0 && first.rows_done == 0, "{first:?}");
+    assert_eq!(w.sandbox.hubspot().find_by_property("line_user_id_1", &user).len(), 1, "the create did happen");
+    w.sandbox.faults().clear(Service::HubSpot);
+    for _ in 0..10 {
+        w.clock.advance(Duration::from_secs(10));
+        w.daemon.settle().await.unwrap();
+    }
+    let c = w.contact("line_user_id_1", &user);
+    assert_eq!(c.properties["line_last_response_1"], "slow?");
+    assert_eq!(w.sandbox.hubspot().contacts().len(), 1);
+    assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
+    w.sandbox.assert_no_violations();
+}

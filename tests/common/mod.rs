@@ -28,6 +28,7 @@ plan: starter
 hubspot:
   base_url: "{upstream}"
   token: "sandbox-hubspot-token"
+  timeout_secs: 2
 line:
   api_base_url: "{upstream}"
   data_api_base_url: "{upstream}"
