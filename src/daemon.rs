@@ -158,13 +158,7 @@ impl Daemon {
             tracing::info!(account = %id, serial, "account ready");
         }
         let line = LineClient::new(&config.line.api_base_url).context("building the LINE client")?;
-        let hubspot = HubSpotClient::new(
-            &config.hubspot.base_url,
-            config.hubspot.token.clone(),
-            config.hubspot.requests_per_10s,
-            config.hubspot.timeout,
-        )
-        .context("building the HubSpot client")?;
+        let hubspot = HubSpotClient::from_config(&config.hubspot).context("building the HubSpot client")?;
         let writer = Writer::new(hubspot.clone(), store.clone(), options.clock.clone(), config.hubspot.clone());
         let outbox = Arc::new(Notify::new());
         let runner = Runner::new(

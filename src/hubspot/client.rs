@@ -67,6 +67,11 @@ impl HubSpotClient {
         })
     }
 
+    /// A client for the portal in `config` (base URL, token, pace, timeout).
+    pub fn from_config(config: &crate::config::HubSpotConfig) -> Result<HubSpotClient, reqwest::Error> {
+        HubSpotClient::new(&config.base_url, config.token.clone(), config.requests_per_10s, config.timeout)
+    }
+
     /// Sends one request after the rate limiter allows it.
     pub async fn send(
         &self,

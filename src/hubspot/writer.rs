@@ -229,16 +229,7 @@ impl Writer {
         if !gone_users.is_empty() {
             self.store.unlink_contacts(gone_users).await?;
         }
-        let error = batch_errors(&reply.body)
-            .first()
-            .map(|e| e.message.clone())
-            .unwrap_or_else(|| "not in HubSpot's results".into());
-        self.fail_groups(
-            failed,
-            &HubSpotError::Rejected { status: reply.status, category: "BATCH".into(), message: error },
-            report,
-        )
-        .await?;
+        self.fail_unanswered(failed, reply.status, &batch_errors(&reply.body), report).await?;
         Ok(true)
     }
 
@@ -305,13 +296,7 @@ impl Writer {
         }
         report.rows_done += done.len();
         self.store.outbox_done_linking(done, links).await?;
-        let error = errors.first().map(|e| e.message.clone()).unwrap_or_else(|| "not in HubSpot's results".into());
-        self.fail_groups(
-            failed,
-            &HubSpotError::Rejected { status: reply.status, category: "BATCH".into(), message: error },
-            report,
-        )
-        .await?;
+        self.fail_unanswered(failed, reply.status, &errors, report).await?;
         Ok(true)
     }
 
@@ -591,6 +576,22 @@ impl Writer {
         }
         self.fail_groups(groups, &e, report).await?;
         Ok(true)
+    }
+
+    /// Fails the members of a batch that HubSpot neither applied nor explained by name, with
+    /// the first error it gave for the batch.
+    async fn fail_unanswered(
+        &self,
+        groups: Vec<Group>,
+        status: u16,
+        errors: &[BatchError],
+        report: &mut DrainReport,
+    ) -> Result<(), WriterError> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let message = errors.first().map(|e| e.message.clone()).unwrap_or_else(|| "not in HubSpot's results".into());
+        self.fail_groups(groups, &HubSpotError::Rejected { status, category: "BATCH".into(), message }, report).await
     }
 
     /// Reschedules each group with backoff, or dead-letters it after repeated permanent errors.

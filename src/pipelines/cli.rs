@@ -64,13 +64,7 @@ pub async fn run(config: Config, name: &str, dry_run: bool) -> anyhow::Result<(R
     let store = Store::open(&config.store.path)
         .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
     let line = LineClient::new(&config.line.api_base_url).context("building the LINE client")?;
-    let hubspot = HubSpotClient::new(
-        &config.hubspot.base_url,
-        config.hubspot.token.clone(),
-        config.hubspot.requests_per_10s,
-        config.hubspot.timeout,
-    )
-    .context("building the HubSpot client")?;
+    let hubspot = HubSpotClient::from_config(&config.hubspot).context("building the HubSpot client")?;
     let ids = config.accounts.iter().map(|a| a.id.clone()).collect();
     store.ensure_serials(ids).await.context("assigning account serials")?;
     let runner = Runner::new(store.clone(), line, hubspot, Arc::new(SystemClock), Arc::new(Notify::new()), None);
