@@ -156,3 +156,54 @@ fn broken_configs_are_refused_with_a_location_and_never_half_loaded() {
         }
     }
 }
+
+#[test]
+fn broken_pipeline_files_are_refused_with_a_location() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let config = "server:\n  listen: \"127.0.0.1:0\"\n  public_base_url: \"https://x.test\"\nstore:\n  path: s.db\nplan: trial\nhubspot:\n  token: t\naccounts:\n  - id: tokyo-store\n    channel_secret: s\n    channel_access_token: t\n";
+    let accounts = linehub::config::load_str(std::path::Path::new("/x/config.yaml"), config).unwrap().accounts;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let mut originals = Vec::new();
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            linehub::pipelines::spec::load_str(&path, &text, &accounts)
+                .unwrap_or_else(|e| panic!("example {}: {e}", path.display()));
+            originals.push((path, text));
+        }
+    }
+    assert!(!originals.is_empty());
+    for _ in 0..cases(2000) {
+        let (path, text) = &originals[rng.random_range(0..originals.len())];
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let i = rng.random_range(0..lines.len());
+        match rng.random_range(0..4) {
+            0 => {
+                lines.remove(i);
+            }
+            1 => lines[i].push_str([": x", " [", "\"", "  extra_field: 1", "\t"][rng.random_range(0..5)]),
+            2 => lines.insert(
+                i,
+                [
+                    "  - no_such_step: {}",
+                    "schedule: { cron: \"61 9 * * *\", time_zone: Asia/Tokyo }",
+                    "accounts: [nowhere]",
+                    "steps: 7",
+                ][rng.random_range(0..4)]
+                .to_string(),
+            ),
+            _ => {
+                let j = rng.random_range(0..lines.len());
+                lines.swap(i, j);
+            }
+        }
+        let broken = lines.join("\n");
+        if let Err(errors) = linehub::pipelines::spec::load_str(path, &broken, &accounts) {
+            for e in &errors.0 {
+                assert_eq!(&e.file, path);
+                assert!(e.line > 0 || e.message.contains("empty"), "unlocated error `{e}` for:\n{broken}");
+            }
+        }
+    }
+}

@@ -197,7 +197,12 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
 pub fn load_file(file: &Path, accounts: &[Account]) -> Result<Pipeline, ConfigErrors> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ConfigErrors::one(ConfigError::whole_file(file, format!("cannot read the pipeline file: {e}"))))?;
-    check(parse_yaml(file, &text)?, file, accounts)
+    load_str(file, &text, accounts)
+}
+
+/// Parses and checks pipeline text as if it were read from `file`.
+pub fn load_str(file: &Path, text: &str, accounts: &[Account]) -> Result<Pipeline, ConfigErrors> {
+    check(parse_yaml(file, text)?, file, accounts)
 }
 
 /// Loads every `*.yaml` / `*.yml` file of `dir` (in name order), checked against `accounts`.
