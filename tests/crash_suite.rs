@@ -1,7 +1,9 @@
 //! Crash suite: the real binary against the standalone sandbox, killed with SIGKILL at random
 //! moments while signed webhooks stream in, restarted each time. At the end the sandbox must
 //! show every accepted event applied: no acknowledged event lost, no contact duplicated, and each
-//! user's contact in the state of their newest event whatever order events arrived in.
+//! user's contact in the state of their newest event whatever order events arrived in. Then a
+//! LINE broadcast to all of them is run and SIGKILLed mid-send, again and again: every friend
+//! gets it exactly once.
 //!
 //! CI runs a bounded version. The full run:
 //! `LINEHUB_CRASH_USERS=1000 LINEHUB_CRASH_EVENTS=10000 LINEHUB_CRASH_ROUNDS=20 cargo test --release --test crash_suite -- --nocapture`
@@ -243,6 +245,78 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Phase 2: a broadcast to every contact, its runner (`linehub pipeline run`) SIGKILLed at
+    // random moments while LINE is slow to answer; each rerun resumes. Nobody may get it twice.
+    let contacts: Vec<Value> =
+        http.get(format!("{sandbox_url}/_sandbox/hubspot/contacts")).send().await.unwrap().json().await.unwrap();
+    let members: Vec<String> = contacts.iter().filter_map(|c| c["id"].as_str().map(str::to_string)).collect();
+    let list: Value = http
+        .post(format!("{sandbox_url}/_sandbox/hubspot/lists"))
+        .json(&json!({ "name": "everyone", "members": members }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir_all(&pipelines).unwrap();
+    std::fs::write(
+        pipelines.join("sale.yaml"),
+        format!(
+            "accounts: [shop]\nsteps:\n  - broadcast_to_list:\n      list_id: \"{}\"\n      messages:\n        - text: \"crash-suite sale\"\n",
+            list["listId"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let fault = |body: Value| {
+        let (http, url) = (http.clone(), format!("{sandbox_url}/_sandbox/faults"));
+        async move { assert!(http.post(url).json(&body).send().await.unwrap().status().is_success()) }
+    };
+    fault(json!({ "fault": "latency", "service": "line", "ms": 300 })).await;
+    let run_sale = || {
+        Command::new(env!("CARGO_BIN_EXE_linehub"))
+            .args(["pipeline", "run", "sale", "--config", config.to_str().unwrap()])
+            .env("LINEHUB_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut kills, mut done) = (0, false);
+    for _ in 0..rounds.min(8) {
+        let mut runner = run_sale();
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
+        if let Some(status) = runner.try_wait().unwrap() {
+            // It finished before the kill: the broadcast is complete.
+            assert!(status.success(), "a run of the broadcast failed");
+            done = true;
+            break;
+        }
+        runner.kill().unwrap();
+        runner.wait().unwrap();
+        kills += 1;
+    }
+    fault(json!({ "fault": "clear", "service": "line" })).await;
+    if !done {
+        // The interrupted run is resumed, not started again.
+        assert!(run_sale().wait().unwrap().success(), "the resumed broadcast failed");
+    }
+    let sent: Vec<Value> =
+        http.get(format!("{sandbox_url}/_sandbox/line/messages")).send().await.unwrap().json().await.unwrap();
+    let mut received: HashMap<String, usize> = HashMap::new();
+    for m in sent.iter().filter(|m| m["kind"] == "multicast") {
+        for u in m["deliveredTo"].as_array().into_iter().flatten() {
+            *received.entry(u.as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    let sent_twice = received.values().filter(|n| **n > 1).count();
+    let should_receive: Vec<&String> = expected.iter().filter(|(_, e)| e.follow == "Yes").map(|(u, _)| u).collect();
+    let never_sent = should_receive.iter().filter(|u| !received.contains_key(**u)).count();
+    println!(
+        "broadcast: {kills} kills mid-send; {} recipients, sent twice: {sent_twice}, never sent: {never_sent}",
+        received.len()
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -259,5 +333,6 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
         "lost events: {lost_events}, users without a contact: {lost}, duplicated contacts: {duplicated}, contacts not in their newest state: {reordered}"
     );
     assert_eq!((lost_events, lost, duplicated, reordered), (0, 0, 0, 0), "seed {seed}");
+    assert_eq!((sent_twice, never_sent), (0, 0), "broadcast, seed {seed}");
     assert!(violations.is_empty(), "contract violations: {violations:#?}");
 }

@@ -158,6 +158,18 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
+/// Whether the process behind a claim may still be running. Owners are `{pid}-{random}`, and
+/// every claimant shares this host (the store is a local file), so a pid with no process means
+/// a crashed owner whose claim can be taken at once instead of after its lease. A pid reused by
+/// another process only makes us wait for the lease, which is safe.
+fn owner_may_be_alive(owner: &str) -> bool {
+    let Some(pid) = owner.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { return true };
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") { std::path::Path::new(&format!("/proc/{pid}")).exists() } else { true }
+}
+
 fn claim(
     conn: &Connection,
     pipeline: &str,
@@ -177,7 +189,7 @@ fn claim(
         .optional()?;
     let mut abandoned = None;
     if let Some((id, state, hash, heartbeat_at, holder, checkpoint)) = open {
-        if state == "running" && holder != owner && now - heartbeat_at < lease_ms {
+        if state == "running" && holder != owner && now - heartbeat_at < lease_ms && owner_may_be_alive(&holder) {
             return Ok(ClaimOutcome::Busy { run_id: id, heartbeat_at });
         }
         if hash == spec_hash {
