@@ -266,14 +266,7 @@ impl Writer {
             Err(e) => return self.failed_call(e, chunk, report).await,
         };
         self.healthy();
-        let by_email: HashMap<String, String> = reply.body["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| {
-                Some((r["properties"]["email"].as_str()?.to_ascii_lowercase(), r["id"].as_str()?.to_string()))
-            })
-            .collect();
+        let by_email = ids_by_email(&reply.body);
         let errors = batch_errors(&reply.body);
         let mut links = Vec::new();
         let mut done = Vec::new();
@@ -313,14 +306,7 @@ impl Writer {
             Err(e) => return self.failed_call(e, chunk, report).await,
         };
         self.healthy();
-        let by_email: HashMap<String, String> = reply.body["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| {
-                Some((r["properties"]["email"].as_str()?.to_ascii_lowercase(), r["id"].as_str()?.to_string()))
-            })
-            .collect();
+        let by_email = ids_by_email(&reply.body);
         let mut links = Vec::new();
         let mut dropped = Vec::new();
         let mut parked = Vec::new();
@@ -674,6 +660,16 @@ fn coalesce(rows: Vec<OutboxRow>) -> Vec<Group> {
         }
     }
     order.into_iter().filter_map(|k| groups.remove(&k)).collect()
+}
+
+/// Contact ids of a batch answer's results, by their (lowercased) email.
+fn ids_by_email(body: &Value) -> HashMap<String, String> {
+    body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["properties"]["email"].as_str()?.to_ascii_lowercase(), r["id"].as_str()?.to_string())))
+        .collect()
 }
 
 fn user_of(op: &Op) -> &str {
