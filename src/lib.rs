@@ -6,6 +6,8 @@
 //! [`daemon`] wires the pieces into the running service.
 //! This crate is the library behind the `linehub` binary; the binary only parses arguments.
 
+#![warn(missing_docs)]
+
 pub mod apply;
 pub mod clock;
 pub mod config;
