@@ -70,7 +70,7 @@ pub enum WriterError {
 }
 
 /// One coalesced write: the rows it came from and what they add up to.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Group {
     ids: Vec<i64>,
     attempts: i64,
@@ -349,11 +349,7 @@ impl Writer {
             let owners = match self.read(api::CONTACTS, &contact_ids, "hubspot_owner_id", report).await {
                 Ok(v) => v,
                 Err(e) => {
-                    let groups = chunk
-                        .iter()
-                        .map(|g| Group { ids: g.ids.clone(), attempts: g.attempts, op: g.op.clone() })
-                        .collect();
-                    self.failed_call(e, groups, report).await?;
+                    self.failed_call(e, chunk.to_vec(), report).await?;
                     return Ok(());
                 }
             };
@@ -362,11 +358,7 @@ impl Writer {
             let statuses = match self.read(api::TASKS, &task_ids, "hs_task_status", report).await {
                 Ok(v) => v,
                 Err(e) => {
-                    let groups = chunk
-                        .iter()
-                        .map(|g| Group { ids: g.ids.clone(), attempts: g.attempts, op: g.op.clone() })
-                        .collect();
-                    self.failed_call(e, groups, report).await?;
+                    self.failed_call(e, chunk.to_vec(), report).await?;
                     return Ok(());
                 }
             };
@@ -396,7 +388,7 @@ impl Writer {
                         }
                         Ok(None) => {}
                         Err(e) => {
-                            let group = Group { ids: g.ids.clone(), attempts: g.attempts, op: g.op.clone() };
+                            let group = g.clone();
                             if !self.failed_call(e, vec![group], report).await? {
                                 self.finish(settled, report).await?;
                                 return Ok(());
@@ -436,7 +428,7 @@ impl Writer {
                         report.rows_done += g.ids.len();
                     }
                     Err(e) => {
-                        let group = Group { ids: g.ids.clone(), attempts: g.attempts, op: g.op.clone() };
+                        let group = g.clone();
                         if !self.failed_call(e, vec![group], report).await? {
                             self.finish(settled, report).await?;
                             return Ok(());
