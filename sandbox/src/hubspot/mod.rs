@@ -248,12 +248,7 @@ pub(crate) fn handle(shared: &Shared, req: &RequestParts<'_>) -> Reply {
         }
         None => {}
     }
-    let token = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let token = crate::bearer(req.headers);
     if token != Some(state.token.as_str()) {
         return error::unauthorized();
     }

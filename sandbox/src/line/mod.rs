@@ -455,12 +455,7 @@ fn answer(shared: &Shared, req: &RequestParts<'_>, request_id: &str) -> Reply {
         }
         None => {}
     }
-    let token = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let token = crate::bearer(req.headers);
     let mut state = lock(&shared.line);
     let Some(channel) = token.and_then(|t| state.index(t).ok()) else {
         return error(
