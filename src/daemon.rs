@@ -1,11 +1,11 @@
-//! The running service: store, account serials, HTTP listener, the inbox applier, the HubSpot
-//! writer and the pipeline scheduler, started together and stopped together.
+//! The running service: store, account serials, HTTP listener, the inbox applier, the sender,
+//! the HubSpot writer and the pipeline scheduler, started together and stopped together.
 //!
 //! [`Daemon::start`] is used by `linehub run` and `linehub demo`: everything runs in the
 //! background. Tests use [`Daemon::start_with`] and [`Options::manual`] to drive the queues
-//! themselves ([`Daemon::apply_inbox`], [`Daemon::drain_outbox`], [`Daemon::settle`],
-//! [`Daemon::run_pipeline`], [`Daemon::run_due_pipelines`]) on a clock they control, so they
-//! wait for nothing and sleep nowhere.
+//! themselves ([`Daemon::apply_inbox`], [`Daemon::send_pending`], [`Daemon::drain_outbox`],
+//! [`Daemon::settle`], [`Daemon::run_pipeline`], [`Daemon::run_due_pipelines`]) on a clock they
+//! control, so they wait for nothing and sleep nowhere.
 //!
 //! [`Daemon::reload`] re-reads `config.yaml` and the pipelines, validates them whole and swaps
 //! them in atomically: webhooks, the applier and the scheduler see the new config from then on.
@@ -31,6 +31,7 @@ use crate::hubspot::writer::{DrainReport, Writer};
 use crate::hubspot::{HubSpotClient, properties};
 use crate::line::client::LineClient;
 use crate::pipelines::{RunError, RunReport, Runner, Scheduler};
+use crate::sends::{SendReport, Sender};
 use crate::store::{Store, StoreError};
 
 /// Outbox rows above which pipeline steps wait for the background writer to catch up.
@@ -69,6 +70,10 @@ struct Core {
     inbox: Arc<Notify>,
     /// Woken when the outbox gets rows.
     outbox: Arc<Notify>,
+    /// Carries out the sends HubSpot asks for.
+    sender: Sender,
+    /// Woken when a send is stored.
+    sends: Arc<Notify>,
     /// Set once the HubSpot properties of every active account are known to exist.
     properties_ready: std::sync::atomic::AtomicBool,
     /// Runs pipelines (the scheduler's and those asked for).
@@ -160,6 +165,7 @@ impl Daemon {
         let line = LineClient::new(&config.line.api_base_url).context("building the LINE client")?;
         let hubspot = HubSpotClient::from_config(&config.hubspot).context("building the HubSpot client")?;
         let writer = Writer::new(hubspot.clone(), store.clone(), options.clock.clone(), config.hubspot.clone());
+        let sender = Sender::new(store.clone(), line.clone(), hubspot.clone(), options.clock.clone());
         let outbox = Arc::new(Notify::new());
         let runner = Runner::new(
             store.clone(),
@@ -174,6 +180,7 @@ impl Daemon {
         let addr = listener.local_addr().context("reading the listener address")?;
         let (config_tx, config_rx) = watch::channel(Arc::new(config));
         let inbox = Arc::new(Notify::new());
+        let sends = Arc::new(Notify::new());
         let core = Arc::new(Core {
             store: store.clone(),
             config: config_rx.clone(),
@@ -182,11 +189,13 @@ impl Daemon {
             clock: options.clock.clone(),
             inbox: inbox.clone(),
             outbox,
+            sender,
+            sends: sends.clone(),
             properties_ready: std::sync::atomic::AtomicBool::new(false),
             runner,
             scheduler: std::sync::Mutex::new(scheduler),
         });
-        let state = AppState { config: config_rx, store, inbox };
+        let state = AppState { config: config_rx, store, inbox, sends, clock: options.clock.clone() };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(http::run(listener, state, async {
             let _ = stop_rx.await;
@@ -196,6 +205,7 @@ impl Daemon {
         if options.background {
             loops.push(tokio::spawn(apply_loop(core.clone(), stop_watch.clone())));
             loops.push(tokio::spawn(write_loop(core.clone(), stop_watch.clone())));
+            loops.push(tokio::spawn(send_loop(core.clone(), stop_watch.clone())));
             loops.push(tokio::spawn(schedule_loop(core.clone(), stop_watch)));
         }
         tracing::info!(%addr, "linehub listening");
@@ -252,10 +262,17 @@ impl Daemon {
         Ok(self.core.writer.drain().await?)
     }
 
-    /// Ensures properties (once), applies the inbox and drains the outbox until nothing is due
-    /// now. While HubSpot is unreachable it applies the inbox and writes nothing.
+    /// Tries every send due now (workflow pushes) once.
+    pub async fn send_pending(&self) -> anyhow::Result<SendReport> {
+        Ok(self.core.sender.drain(&self.config()).await?)
+    }
+
+    /// Ensures properties (once), applies the inbox, tries the sends due, and drains the outbox
+    /// until nothing is due now. While HubSpot is unreachable it applies the inbox and writes
+    /// nothing.
     pub async fn settle(&self) -> anyhow::Result<DrainReport> {
         self.apply_inbox().await?;
+        self.send_pending().await?;
         if !properties_ready(&self.core).await {
             return Ok(DrainReport::default());
         }
@@ -373,6 +390,8 @@ fn add(total: &mut DrainReport, r: &DrainReport) {
     total.created += r.created;
     total.updated += r.updated;
     total.tasks += r.tasks;
+    total.notes += r.notes;
+    total.completions += r.completions;
     total.retried += r.retried;
     total.dead += r.dead;
     total.calls += r.calls;
@@ -570,6 +589,24 @@ async fn write_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
         let wake = [next_due, core.writer.paused_until()].into_iter().flatten().max().unwrap_or(now + 5_000);
         let sleep = Duration::from_millis(u64::try_from((wake - now).clamp(10, 5_000)).unwrap_or(5_000));
         if !wait(&core.outbox, sleep, &mut stop).await || *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// Carries out stored sends as they arrive and when their retries fall due.
+async fn send_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let config = core.config.borrow().clone();
+        match core.sender.drain(&config).await {
+            Ok(r) if r.sent + r.failed > 0 => core.outbox.notify_one(),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "sending failed; retrying"),
+        }
+        let now = core.clock.now_ms();
+        let wake = core.store.sends_next_due().await.ok().flatten().unwrap_or(now + 5_000);
+        let sleep = Duration::from_millis(u64::try_from((wake - now).clamp(10, 5_000)).unwrap_or(5_000));
+        if !wait(&core.sends, sleep, &mut stop).await || *stop.borrow() {
             return;
         }
     }

@@ -3,6 +3,7 @@
 //! A LINE webhook arrives at [`http`], is verified and committed to the [`store`]'s inbox before
 //! it is acknowledged, and is then turned into HubSpot contact state. [`config`] is the one YAML
 //! file that says which accounts exist; [`pipelines`] are the scheduled jobs defined beside it;
+//! [`sends`] carries out the LINE messages HubSpot workflows ask for;
 //! [`daemon`] wires the pieces into the running service.
 //! This crate is the library behind the `linehub` binary; the binary only parses arguments.
 
@@ -17,5 +18,6 @@ pub mod http;
 pub mod hubspot;
 pub mod line;
 pub mod pipelines;
+pub mod sends;
 pub mod store;
 pub mod sync;

@@ -59,6 +59,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sandbox/hubspot/contacts/{id}", delete(delete_contact))
         .route("/_sandbox/hubspot/tasks", get(tasks))
         .route("/_sandbox/hubspot/notes", get(notes))
+        .route("/_sandbox/hubspot/callbacks", get(callbacks))
         .route("/_sandbox/hubspot/owners", post(add_owner))
         .route("/_sandbox/hubspot/lists", post(add_list))
         .route("/_sandbox/hubspot/stats", get(stats))
@@ -180,6 +181,12 @@ async fn tasks(State(shared): AppState) -> Response {
 /// `GET /_sandbox/hubspot/notes` → every note with its associations.
 async fn notes(State(shared): AppState) -> Response {
     Json(hubspot(&shared).notes()).into_response()
+}
+
+/// `GET /_sandbox/hubspot/callbacks` → every completed workflow-action callback, in completion
+/// order, as `[{callbackId, outputFields, completedAt, attempts}]` ([`crate::CallbackCompletion`]).
+async fn callbacks(State(shared): AppState) -> Response {
+    Json(hubspot(&shared).callbacks()).into_response()
 }
 
 /// `POST /_sandbox/hubspot/owners` `{email, firstName, lastName}` → 201 `{"id"}`.

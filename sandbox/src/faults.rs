@@ -25,7 +25,7 @@ use crate::lock;
 pub enum Service {
     /// The LINE Messaging API (`/v2/bot/...`).
     Line,
-    /// The HubSpot CRM API (`/crm/...`).
+    /// The HubSpot API (`/crm/...`, `/automation/...`).
     #[serde(rename = "hubspot")]
     HubSpot,
 }

@@ -12,7 +12,9 @@
 //! Layout:
 //! - [`contract`]: the OpenAPI 3.0 request checker; [`specs`]: the bundled contracts.
 //! - [`line`](mod@line): the Messaging API simulator and [`webhook`], LINE's side of webhooks.
-//! - [`hubspot`]: the CRM simulator (contacts, search, properties, owners, lists, tasks, notes).
+//! - [`hubspot`]: the CRM simulator (contacts, search, properties, owners, lists, tasks, notes)
+//!   and workflow-action callbacks; [`hubspot_signing`]: the signatures HubSpot puts on the
+//!   requests it sends to an app (v3 and v2), for tests that play HubSpot calling linehub.
 //! - [`faults`], `server` (the listener, [`Sandbox`], [`serve`]), `admin` (`/_sandbox/` routes).
 //!
 //! ```no_run
@@ -49,7 +51,8 @@ mod violations;
 pub use contract::{Contract, ContractError, Violation, ViolationKind};
 pub use error::ControlError;
 pub use faults::{FaultControl, Outage, Service};
-pub use hubspot::{Activity, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec};
+pub use hubspot::signing as hubspot_signing;
+pub use hubspot::{Activity, CallbackCompletion, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec};
 pub use line::webhook;
 pub use line::{ChannelSpec, Friend, LineControl, Profile, SendKind, SentMessage};
 pub use server::{Sandbox, SandboxConfig, serve};

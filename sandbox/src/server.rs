@@ -1,9 +1,11 @@
 //! The listener that serves both simulators and the admin API, in-process or standalone.
 //!
 //! One HTTP listener answers LINE paths (`/v2/...`), HubSpot paths (`/crm/v3/...` and the dated
-//! `/crm/{objects,properties,owners,lists}/YYYY-MM/...` forms, mapped onto `/crm/v3`) and the
-//! admin API (`/_sandbox/...`). A path none of them serves is a recorded violation. Latency
-//! faults are applied here, before a simulator looks at the request.
+//! `/crm/{objects,properties,owners,lists}/YYYY-MM/...` forms, mapped onto `/crm/v3`;
+//! `/automation/v4/...` and the dated `/automation/actions/callbacks/YYYY-MM/...`, mapped onto
+//! `/automation/v4/actions/callbacks`) and the admin API (`/_sandbox/...`). A path none of them
+//! serves is a recorded violation. Latency faults are applied here, before a simulator looks at
+//! the request.
 //!
 //! [`Sandbox::start`] runs the server as a task of the caller's runtime (tests, `linehub demo`);
 //! [`serve`] runs it until a shutdown future completes (`linehub sandbox --listen ADDR`).
@@ -81,10 +83,24 @@ impl Shared {
     }
 }
 
-/// Which simulator serves a path, and the path it knows it by (dated HubSpot paths become v3).
+/// A date version segment of HubSpot's dated paths (`2026-03`).
+fn is_dated(version: &str) -> bool {
+    version.len() == 7
+        && version.as_bytes()[4] == b'-'
+        && version.bytes().enumerate().all(|(i, b)| i == 4 || b.is_ascii_digit())
+}
+
+/// Which simulator serves a path, and the path it knows it by (dated HubSpot paths become v3/v4).
 fn route(path: &str) -> Option<(Service, String)> {
     if path.starts_with("/v2/") {
         return Some((Service::Line, path.to_string()));
+    }
+    if let Some(rest) = path.strip_prefix("/automation/") {
+        if rest.starts_with("v4/") {
+            return Some((Service::HubSpot, path.to_string()));
+        }
+        let (version, tail) = rest.strip_prefix("actions/callbacks/")?.split_once('/')?;
+        return is_dated(version).then(|| (Service::HubSpot, format!("/automation/v4/actions/callbacks/{tail}")));
     }
     let rest = path.strip_prefix("/crm/")?;
     if rest.starts_with("v3/") {
@@ -93,10 +109,7 @@ fn route(path: &str) -> Option<(Service, String)> {
     let mut parts = rest.splitn(3, '/');
     let (group, version) = (parts.next()?, parts.next()?);
     let tail = parts.next();
-    let dated = version.len() == 7
-        && version.as_bytes()[4] == b'-'
-        && version.bytes().enumerate().all(|(i, b)| i == 4 || b.is_ascii_digit());
-    if !dated || !matches!(group, "objects" | "properties" | "owners" | "lists") {
+    if !is_dated(version) || !matches!(group, "objects" | "properties" | "owners" | "lists") {
         return None;
     }
     let mapped = match tail {
@@ -273,6 +286,20 @@ mod tests {
         assert_eq!(hs("/crm/v3/owners"), Some((Service::HubSpot, "/crm/v3/owners".into())));
         assert_eq!(hs("/v2/bot/info"), Some((Service::Line, "/v2/bot/info".into())));
         assert_eq!(hs("/crm/objects/latest/contacts"), None);
+        assert_eq!(
+            hs("/automation/actions/callbacks/2026-03/ap-1-2-3/complete"),
+            Some((Service::HubSpot, "/automation/v4/actions/callbacks/ap-1-2-3/complete".into()))
+        );
+        assert_eq!(
+            hs("/automation/actions/callbacks/2026-03/complete"),
+            Some((Service::HubSpot, "/automation/v4/actions/callbacks/complete".into()))
+        );
+        assert_eq!(
+            hs("/automation/v4/actions/callbacks/complete"),
+            Some((Service::HubSpot, "/automation/v4/actions/callbacks/complete".into()))
+        );
+        assert_eq!(hs("/automation/actions/callbacks/v4/complete"), None);
+        assert_eq!(hs("/automation/actions/2026-03/callbacks/complete"), None);
         assert_eq!(hs("/oauth/v1/token"), None);
     }
 }

@@ -83,6 +83,9 @@ pub struct HubSpotConfig {
     pub base_url: String,
     /// Private-app or service-key token.
     pub token: Secret,
+    /// The HubSpot app's client secret, which signs the requests HubSpot sends to linehub (the
+    /// "Push LINE message" workflow action). Without it those routes answer 404.
+    pub client_secret: Option<Secret>,
     /// Requests allowed per rolling 10 seconds (from `tier`, or set directly).
     pub requests_per_10s: u32,
     /// How long one request may take before it counts as failed.

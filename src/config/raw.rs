@@ -48,6 +48,8 @@ pub struct RawHubSpot {
     pub base_url: Option<Spanned<String>>,
     pub token: Spanned<String>,
     #[serde(default)]
+    pub client_secret: Option<Spanned<String>>,
+    #[serde(default)]
     pub tier: Option<Spanned<String>>,
     #[serde(default)]
     pub requests_per_10s: Option<Spanned<u32>>,

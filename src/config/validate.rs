@@ -112,6 +112,8 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
 
     let hubspot_base = c.url(raw.hubspot.base_url.as_ref(), "hubspot.base_url", "https://api.hubapi.com");
     let hubspot_token = c.secret(&raw.hubspot.token, "hubspot.token");
+    // Absent means no surface that HubSpot signs (the workflow action) is served.
+    let client_secret = raw.hubspot.client_secret.as_ref().map(|s| c.secret(s, "hubspot.client_secret"));
     let requests_per_10s = match (&raw.hubspot.requests_per_10s, &raw.hubspot.tier) {
         (Some(n), _) if n.value < 3 => {
             c.error(n, "hubspot.requests_per_10s", "must be at least 3");
@@ -187,10 +189,22 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
         }),
     };
 
-    let hubspot = match (hubspot_base, hubspot_token, requests_per_10s, timeout, dummy_email_domain) {
-        (Some(base_url), Some(token), Some(requests_per_10s), Some(timeout), Some(dummy_email_domain)) => {
-            Some(HubSpotConfig { base_url, token, requests_per_10s, timeout, dummy_email_domain })
-        }
+    let hubspot = match (hubspot_base, hubspot_token, requests_per_10s, timeout, dummy_email_domain, client_secret) {
+        (
+            Some(base_url),
+            Some(token),
+            Some(requests_per_10s),
+            Some(timeout),
+            Some(dummy_email_domain),
+            client_secret @ (None | Some(Some(_))),
+        ) => Some(HubSpotConfig {
+            base_url,
+            token,
+            client_secret: client_secret.flatten(),
+            requests_per_10s,
+            timeout,
+            dummy_email_domain,
+        }),
         _ => None,
     };
     match (listen, public_base_url, max_body_bytes, store_path, plan, hubspot, pipelines_dir) {

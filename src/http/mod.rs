@@ -1,11 +1,13 @@
 //! The HTTP surface: one router, one file per surface.
 //!
 //! - [`webhook`]: `POST /line/{account_id}/webhook`, LINE's events into the inbox.
+//! - [`hubspot_action`]: `POST /hubspot/actions/push-line-message`, the signed workflow action.
 //! - [`ops`]: `GET /healthz` for load balancers and systemd watchdogs.
 //!
 //! The server is `run(listener, state, shutdown)`, so the daemon, the demo and the tests serve
 //! the same code on whatever listener they bound.
 
+mod hubspot_action;
 mod ops;
 mod webhook;
 
@@ -30,6 +32,10 @@ pub struct AppState {
     pub store: Store,
     /// Woken after events are committed, so they are applied without polling delay.
     pub inbox: std::sync::Arc<tokio::sync::Notify>,
+    /// Woken after a send is committed, so it goes out without polling delay.
+    pub sends: std::sync::Arc<tokio::sync::Notify>,
+    /// The time signatures are checked against.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 /// Builds the router. The body limit is fixed when the router is built.
@@ -37,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.borrow().server.max_body_bytes;
     Router::new()
         .route("/line/{account_id}/webhook", post(webhook::receive))
+        .route("/hubspot/actions/push-line-message", post(hubspot_action::push_line_message))
         .route("/healthz", get(ops::healthz))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

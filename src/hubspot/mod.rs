@@ -13,6 +13,7 @@ pub mod client;
 pub mod error;
 pub mod properties;
 pub mod reads;
+pub mod signature;
 pub mod writer;
 
 pub use client::HubSpotClient;

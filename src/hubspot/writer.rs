@@ -29,6 +29,10 @@ use crate::clock::Clock;
 use crate::config::HubSpotConfig;
 use crate::store::{Op, OutboxRow, Store, StoreError};
 
+mod send_log;
+
+pub(crate) use send_log::note_marker;
+
 /// Permanent failures tolerated before a row is dead-lettered.
 const MAX_PERMANENT_ATTEMPTS: i64 = 3;
 /// Keys taken per pass; a few full batches.
@@ -53,6 +57,10 @@ pub struct DrainReport {
     pub updated: usize,
     /// Owner tasks created.
     pub tasks: usize,
+    /// Timeline notes of LINE sends created.
+    pub notes: usize,
+    /// Workflow action executions completed.
+    pub completions: usize,
     /// Rows rescheduled after a failure.
     pub retried: usize,
     /// Rows dead-lettered.
@@ -148,6 +156,8 @@ impl Writer {
     }
 
     async fn pass(&self, groups: Vec<Group>, report: &mut DrainReport) -> Result<(), WriterError> {
+        let (sends, groups): (Vec<Group>, Vec<Group>) =
+            groups.into_iter().partition(|g| matches!(g.op, Op::SendNote { .. } | Op::CompleteAction { .. }));
         let (contacts, tasks): (Vec<Group>, Vec<Group>) =
             groups.into_iter().partition(|g| matches!(g.op, Op::Contact { .. }));
         let users: Vec<String> = contacts.iter().chain(&tasks).map(|g| user_of(&g.op).to_string()).collect();
@@ -181,6 +191,19 @@ impl Writer {
         }
         if !tasks.is_empty() {
             self.owner_tasks(tasks, report).await?;
+        }
+        if self.paused_until().is_some() {
+            return Ok(());
+        }
+        let (notes, completions): (Vec<Group>, Vec<Group>) =
+            sends.into_iter().partition(|g| matches!(g.op, Op::SendNote { .. }));
+        if !notes.is_empty() && !self.send_notes(notes, report).await? {
+            return Ok(());
+        }
+        for chunk in chunks(completions) {
+            if !self.complete_actions(chunk, report).await? {
+                return Ok(());
+            }
         }
         Ok(())
     }
@@ -545,6 +568,8 @@ impl Writer {
                         self.fail_groups(half, &e, report).await?;
                         true
                     }
+                    Op::SendNote { .. } => Box::pin(self.send_notes(half, report)).await?,
+                    Op::CompleteAction { .. } => Box::pin(self.complete_actions(half, report)).await?,
                 };
                 if !ok {
                     return Ok(false);
@@ -667,13 +692,14 @@ fn ids_by_email(body: &Value) -> HashMap<String, String> {
 fn user_of(op: &Op) -> &str {
     match op {
         Op::Contact { user_id, .. } | Op::OwnerTask { user_id, .. } => user_id,
+        Op::SendNote { .. } | Op::CompleteAction { .. } => "",
     }
 }
 
 fn props(op: &Op) -> BTreeMap<String, String> {
     match op {
         Op::Contact { properties, .. } => properties.clone(),
-        Op::OwnerTask { .. } => BTreeMap::new(),
+        Op::OwnerTask { .. } | Op::SendNote { .. } | Op::CompleteAction { .. } => BTreeMap::new(),
     }
 }
 

@@ -4,7 +4,8 @@
 //!   or never consented", an answer rather than an error;
 //! - the account's friends (`GET /v2/bot/followers/ids`), a page at a time with LINE's cursor;
 //!   only verified and premium accounts may call it (others get 403);
-//! - multicast (`POST /v2/bot/message/multicast`, ≤500 users, 1–5 messages), always with an
+//! - push (`POST /v2/bot/message/push`, one user) and multicast (`POST
+//!   /v2/bot/message/multicast`, ≤500 users), 1–5 messages, always with an
 //!   `X-Line-Retry-Key` chosen and stored by the caller before the first attempt; a 409 "already
 //!   accepted" for that key means an earlier attempt went through, and counts as sent;
 //! - the monthly message quota and its consumption.
@@ -54,7 +55,7 @@ pub enum MessageQuota {
     Limited(u64),
 }
 
-/// What became of a multicast.
+/// What became of a push or multicast.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
     /// LINE accepted it now.
@@ -167,14 +168,37 @@ impl LineClient {
         notification_disabled: bool,
         retry_key: &str,
     ) -> Result<SendOutcome, LineError> {
-        let url = format!("{}/v2/bot/message/multicast", self.base_url);
         let body = json!({ "to": to, "messages": messages, "notificationDisabled": notification_disabled });
+        self.send_keyed(token, "/v2/bot/message/multicast", &body, retry_key).await
+    }
+
+    /// Sends `messages` (1–5 message objects) to one user `to` with `retry_key`. LINE answers
+    /// 200 even when the user has blocked the account (the message is then never delivered).
+    pub async fn push(
+        &self,
+        token: &Secret,
+        to: &str,
+        messages: &[Value],
+        notification_disabled: bool,
+        retry_key: &str,
+    ) -> Result<SendOutcome, LineError> {
+        let body = json!({ "to": to, "messages": messages, "notificationDisabled": notification_disabled });
+        self.send_keyed(token, "/v2/bot/message/push", &body, retry_key).await
+    }
+
+    async fn send_keyed(
+        &self,
+        token: &Secret,
+        path: &str,
+        body: &Value,
+        retry_key: &str,
+    ) -> Result<SendOutcome, LineError> {
         let res = self
             .http
-            .post(url)
+            .post(format!("{}{path}", self.base_url))
             .bearer_auth(token.expose())
             .header("x-line-retry-key", retry_key)
-            .json(&body)
+            .json(body)
             .send()
             .await?;
         let header =

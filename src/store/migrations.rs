@@ -106,6 +106,30 @@ const STEPS: &[&str] = &[
         reason     TEXT    NOT NULL,
         held_at    INTEGER NOT NULL
     ) STRICT;",
+    // 4: one-to-one sends asked for by HubSpot (the "Push LINE message" workflow action).
+    "CREATE TABLE sends (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        origin           TEXT    NOT NULL,
+        callback_id      TEXT    UNIQUE,
+        account_id       TEXT    NOT NULL,
+        contact_id       TEXT    NOT NULL,
+        drafts           TEXT    NOT NULL,
+        notification_disabled INTEGER NOT NULL,
+        retry_key        TEXT    NOT NULL UNIQUE,
+        state            TEXT    NOT NULL DEFAULT 'pending',
+        user_id          TEXT,
+        payload          TEXT,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        first_attempt_at INTEGER,
+        next_attempt_at  INTEGER NOT NULL,
+        request_id       TEXT,
+        error            TEXT,
+        note_id          TEXT,
+        completion_asked INTEGER NOT NULL DEFAULT 0,
+        created_at       INTEGER NOT NULL,
+        finished_at      INTEGER
+    ) STRICT;
+    CREATE INDEX sends_due ON sends (state, next_attempt_at);",
 ];
 
 /// The schema version this build expects.

@@ -3,7 +3,8 @@
 //! What is here: the inbox of accepted webhook events ([`inbox`]), the serial number of each
 //! account ([`accounts`]), what linehub knows per friend ([`friends`]), LINE user → contact links
 //! and owner tasks ([`contacts`]), the outbox of HubSpot writes ([`outbox`]), and pipeline runs
-//! with their checkpoints, broadcast chunks and send holds ([`pipelines`]). Writes go through one
+//! with their checkpoints, broadcast chunks and send holds ([`pipelines`]), and the one-to-one
+//! sends HubSpot asks for ([`sends`]). Writes go through one
 //! thread with group commit ([`writer`]) and
 //! `synchronous=FULL`, so a write that has returned survives a crash or power loss; reads use
 //! their own connections and never wait for the writer.
@@ -16,6 +17,7 @@ pub mod inbox;
 mod migrations;
 pub mod outbox;
 pub mod pipelines;
+pub mod sends;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -37,6 +37,24 @@ pub enum Op {
         /// The message awaiting an answer.
         summary: String,
     },
+    /// Log a LINE message linehub sent on the contact's timeline, as a note.
+    SendNote {
+        /// The send (see [`crate::store::sends`]); at most one note per send.
+        send_id: i64,
+        /// The contact.
+        contact_id: String,
+        /// The note's text.
+        body: String,
+    },
+    /// Tell HubSpot that a "Push LINE message" workflow action has finished.
+    CompleteAction {
+        /// The send it asked for.
+        send_id: i64,
+        /// HubSpot's id of the action execution.
+        callback_id: String,
+        /// The action's output fields, `hs_execution_state` included.
+        outputs: BTreeMap<String, String>,
+    },
 }
 
 impl Op {
@@ -45,6 +63,8 @@ impl Op {
         match self {
             Op::Contact { user_id, .. } => format!("contact:{user_id}"),
             Op::OwnerTask { user_id, .. } => format!("task:{user_id}"),
+            Op::SendNote { send_id, .. } => format!("note:{send_id}"),
+            Op::CompleteAction { callback_id, .. } => format!("callback:{callback_id}"),
         }
     }
 }

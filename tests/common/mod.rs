@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 
 /// The channel secret of account `tokyo` in [`config_text`].
 pub const TOKYO_SECRET: &str = "tokyo-channel-secret-0123456789ab";
+/// The HubSpot app's client secret in [`config_text`]: it signs workflow action requests.
+pub const HUBSPOT_CLIENT_SECRET: &str = "hubspot-app-client-secret-5e0d";
 /// The channel secret of account `osaka`.
 pub const OSAKA_SECRET: &str = "osaka-channel-secret-0123456789ab";
 
@@ -28,6 +30,7 @@ plan: starter
 hubspot:
   base_url: "{upstream}"
   token: "sandbox-hubspot-token"
+  client_secret: "{HUBSPOT_CLIENT_SECRET}"
   timeout_secs: 2
 line:
   api_base_url: "{upstream}"

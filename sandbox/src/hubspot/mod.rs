@@ -1,19 +1,24 @@
-//! The HubSpot CRM simulator: contacts, tasks, notes, properties, owners, lists.
+//! The HubSpot simulator: the CRM (contacts, tasks, notes, properties, owners, lists) and
+//! workflow-action callbacks.
 //!
 //! Requests to `/crm/...` (the `/crm/v3/...` paths and the dated `/crm/objects/2026-03/...`
-//! forms, mapped onto them by the server) run through, in order:
+//! forms, mapped onto them by the server) and to `/automation/v4/actions/callbacks/...` (and the
+//! dated `/automation/actions/callbacks/2026-03/...`) run through, in order:
 //! 1. linehub's HubSpot contract (`contracts/hubspot.yaml`): a violation answers 400
 //!    `VALIDATION_ERROR` (404/405 for unknown paths/methods) and is recorded;
 //! 2. faults (outage 503, rate-limit storm 429);
 //! 3. `Authorization: Bearer` must equal the configured token, else 401 `INVALID_AUTHENTICATION`;
 //! 4. rate limits (see [`rate_limit`]): burst and daily for everything but search, the search
 //!    bucket for search; counted responses carry the `X-HubSpot-RateLimit-*` headers;
-//! 5. the operation (see `objects`, `batch`, `search`, `properties`, `owners`, `lists`).
+//! 5. the operation (see `objects`, `batch`, `search`, `properties`, `owners`, `lists`,
+//!    `callbacks`).
 //!
 //! Every request counts in [`HubSpotStats`]. The [`HubSpotControl`] handle lets tests seed and
 //! inspect state the way a HubSpot user would through the UI, bypassing limits and statistics.
+//! [`signing`] computes the signatures HubSpot puts on the requests it sends to an app.
 
 mod batch;
+mod callbacks;
 mod error;
 mod lists;
 mod objects;
@@ -21,6 +26,7 @@ mod owners;
 mod properties;
 pub mod rate_limit;
 mod search;
+pub mod signing;
 mod store;
 
 use std::collections::BTreeMap;
@@ -32,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+pub use callbacks::CallbackCompletion;
 pub use owners::{Owner, OwnerSpec};
 pub use properties::{PropertyInfo, PropertyOption};
 pub use rate_limit::HubSpotStats;
@@ -80,6 +87,7 @@ pub(crate) struct HubSpotState {
     pub(crate) owners: Vec<Owner>,
     pub(crate) lists: BTreeMap<u64, lists::List>,
     next_list_id: u64,
+    callbacks: callbacks::Callbacks,
     limiter: RateLimiter,
     stats: HubSpotStats,
     token: String,
@@ -95,6 +103,7 @@ impl HubSpotState {
             owners: Vec::new(),
             lists: BTreeMap::new(),
             next_list_id: 1,
+            callbacks: callbacks::Callbacks::default(),
             limiter: RateLimiter::new(
                 cfg.hubspot_burst_per_10s,
                 cfg.hubspot_daily_limit,
@@ -310,7 +319,7 @@ fn dispatch(state: &mut HubSpotState, ctx: &Ctx<'_>) -> Result<Reply, Refusal> {
         "getContact" | "getTask" | "getNote" => objects::get(state, ctx),
         "updateContact" | "updateTask" => objects::update(state, ctx),
         "archiveContact" => objects::archive(state, ctx),
-        "batchReadContacts" | "batchReadTasks" => batch::read(state, ctx),
+        "batchReadContacts" | "batchReadTasks" | "batchReadNotes" => batch::read(state, ctx),
         "batchCreateContacts" | "batchCreateTasks" | "batchCreateNotes" => batch::create(state, ctx),
         "batchUpdateContacts" => batch::update(state, ctx),
         "batchUpsertContacts" => batch::upsert(state, ctx),
@@ -326,6 +335,8 @@ fn dispatch(state: &mut HubSpotState, ctx: &Ctx<'_>) -> Result<Reply, Refusal> {
         "getOwner" => owners::get(state, ctx),
         "getList" => lists::get(state, ctx),
         "getListMemberships" => lists::memberships(state, ctx),
+        "completeCallback" => callbacks::complete(state, ctx),
+        "completeCallbacks" => callbacks::complete_batch(state, ctx),
         _ => Err(Violation::new(
             ViolationKind::NotSimulated,
             ctx.request.clone(),
@@ -501,6 +512,16 @@ impl HubSpotControl {
     /// Every note, in id order.
     pub fn notes(&self) -> Vec<Activity> {
         self.state().notes.records.values().map(activity_of).collect()
+    }
+
+    /// Every completed workflow-action callback, in completion order, with its attempt count.
+    pub fn callbacks(&self) -> Vec<CallbackCompletion> {
+        self.state().callbacks.all()
+    }
+
+    /// One callback's completion, if it was completed.
+    pub fn callback(&self, callback_id: &str) -> Option<CallbackCompletion> {
+        self.state().callbacks.get(callback_id).cloned()
     }
 
     /// Creates a contact list with these member contact ids; returns its list id.

@@ -1,0 +1,217 @@
+//! The writer's share of messages out: a timeline note for each LINE send, and the completion
+//! of each "Push LINE message" workflow action.
+//!
+//! Both are done at most once although HubSpot offers no idempotency key for them. Before a
+//! call, the store records that it is being asked for. Notes carry their send's id in their text
+//! (`linehub send #N`), so after an answer that never came the contact's notes are read and an
+//! existing one is adopted instead of made twice. A completion that HubSpot refuses after an
+//! earlier unanswered attempt was the earlier attempt's success (HubSpot refuses to complete an
+//! execution twice), so it counts as done.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{DrainReport, Group, Writer, WriterError, truncate};
+use crate::hubspot::HubSpotError;
+use crate::hubspot::api;
+use crate::store::Op;
+
+/// How a note names its send; also how linehub recognises its own notes.
+pub(crate) fn note_marker(send_id: i64) -> String {
+    format!("linehub send #{send_id}")
+}
+
+/// The send id named in a note's text, if it is one of linehub's.
+fn marked_send(body: &str) -> Option<i64> {
+    let rest = &body[body.find("linehub send #")? + "linehub send #".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+impl Writer {
+    /// Notes for sends, up to 100 per call. Returns false when the portal paused.
+    pub(super) async fn send_notes(&self, groups: Vec<Group>, report: &mut DrainReport) -> Result<bool, WriterError> {
+        let send_ids: Vec<i64> = groups.iter().filter_map(|g| send_of(&g.op)).collect();
+        let known = self.store.send_notes(send_ids).await?;
+        let mut create = Vec::new();
+        for g in groups {
+            let Op::SendNote { send_id, contact_id, .. } = &g.op else { continue };
+            match known.get(send_id).map(String::as_str) {
+                Some("") => match self.find_note(contact_id, *send_id, report).await {
+                    Ok(Some(note)) => {
+                        self.store.record_send_notes(vec![(*send_id, note)], g.ids.clone()).await?;
+                        report.rows_done += g.ids.len();
+                    }
+                    Ok(None) => create.push(g),
+                    Err(e) => {
+                        if !self.failed_call(e, vec![g], report).await? {
+                            return Ok(false);
+                        }
+                    }
+                },
+                Some(_) => self.finish(g.ids, report).await?,
+                None => create.push(g),
+            }
+        }
+        for chunk in super::chunks(create) {
+            if !self.create_notes(chunk, report).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn create_notes(&self, chunk: Vec<Group>, report: &mut DrainReport) -> Result<bool, WriterError> {
+        let now = chrono::DateTime::from_timestamp_millis(self.clock.now_ms())
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let inputs: Vec<Value> = chunk
+            .iter()
+            .filter_map(|g| match &g.op {
+                Op::SendNote { contact_id, body, .. } => Some(json!({
+                    "properties": { "hs_timestamp": now, "hs_note_body": truncate(body, 60_000) },
+                    "associations": [{
+                        "to": { "id": contact_id },
+                        "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": api::NOTE_TO_CONTACT }],
+                    }],
+                })),
+                _ => None,
+            })
+            .collect();
+        let asked: Vec<(i64, String)> =
+            chunk.iter().filter_map(|g| send_of(&g.op)).map(|id| (id, String::new())).collect();
+        self.store.record_send_notes(asked, Vec::new()).await?;
+        report.calls += 1;
+        let path = format!("{}/batch/create", api::NOTES);
+        match self.client.send(Method::POST, &path, &[], Some(&json!({ "inputs": inputs }))).await {
+            Ok(reply) => {
+                self.healthy();
+                let made: HashMap<i64, String> = reply.body["results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| {
+                        let send = marked_send(r["properties"]["hs_note_body"].as_str()?)?;
+                        Some((send, r["id"].as_str()?.to_string()))
+                    })
+                    .collect();
+                let (done, missing): (Vec<Group>, Vec<Group>) =
+                    chunk.into_iter().partition(|g| send_of(&g.op).is_some_and(|id| made.contains_key(&id)));
+                let notes = made.into_iter().collect();
+                report.notes += done.len();
+                let ids: Vec<i64> = done.into_iter().flat_map(|g| g.ids).collect();
+                report.rows_done += ids.len();
+                self.store.record_send_notes(notes, ids).await?;
+                // Members HubSpot did not answer for stay asked-for: the next pass looks first.
+                let error = HubSpotError::Unavailable("note not in HubSpot's batch answer".into());
+                self.fail_groups(missing, &error, report).await?;
+                Ok(true)
+            }
+            Err(e) => self.failed_call(e, chunk, report).await,
+        }
+    }
+
+    /// linehub's note for `send_id` among the contact's notes (associations are up to date at
+    /// once, unlike search).
+    async fn find_note(
+        &self,
+        contact: &str,
+        send_id: i64,
+        report: &mut DrainReport,
+    ) -> Result<Option<String>, HubSpotError> {
+        report.calls += 1;
+        let path = format!("{}/{contact}", api::CONTACTS);
+        let reply = match self.client.send(Method::GET, &path, &[("associations", "notes".to_string())], None).await {
+            Ok(reply) => reply,
+            // The contact is gone, and its notes with it: nothing to adopt, nothing to log on.
+            Err(HubSpotError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let ids: Vec<Value> = reply.body["associations"]["notes"]["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str().map(|id| json!({ "id": id })))
+            .collect();
+        let marker = note_marker(send_id);
+        for chunk in ids.chunks(api::BATCH_LIMIT) {
+            report.calls += 1;
+            let body = json!({ "properties": ["hs_note_body"], "inputs": chunk });
+            let notes = self.client.send(Method::POST, &format!("{}/batch/read", api::NOTES), &[], Some(&body)).await?;
+            let found = notes.body["results"].as_array().into_iter().flatten().find_map(|n| {
+                let text = n["properties"]["hs_note_body"].as_str()?;
+                (marked_send(text) == marked_send(&marker)).then(|| n["id"].as_str().map(str::to_string)).flatten()
+            });
+            if found.is_some() {
+                self.healthy();
+                return Ok(found);
+            }
+        }
+        self.healthy();
+        Ok(None)
+    }
+
+    /// Completes workflow action executions, up to 100 per call. Returns false when the portal
+    /// paused.
+    pub(super) async fn complete_actions(
+        &self,
+        chunk: Vec<Group>,
+        report: &mut DrainReport,
+    ) -> Result<bool, WriterError> {
+        let send_ids: Vec<i64> = chunk.iter().filter_map(|g| send_of(&g.op)).collect();
+        let asked_before = self.store.completions_asked(send_ids.clone()).await?;
+        let inputs: Vec<Value> = chunk
+            .iter()
+            .filter_map(|g| match &g.op {
+                Op::CompleteAction { callback_id, outputs, .. } => {
+                    Some(json!({ "callbackId": callback_id, "outputFields": outputs }))
+                }
+                _ => None,
+            })
+            .collect();
+        self.store.ask_completions(send_ids).await?;
+        report.calls += 1;
+        let path = format!("{}/complete", api::ACTION_CALLBACKS);
+        match self.client.send(Method::POST, &path, &[], Some(&json!({ "inputs": inputs }))).await {
+            Ok(_) => {
+                self.healthy();
+                report.completions += chunk.len();
+                self.finish(chunk.into_iter().flat_map(|g| g.ids).collect(), report).await?;
+                Ok(true)
+            }
+            Err(HubSpotError::Rejected { status, message, .. })
+                if chunk.len() == 1
+                    && chunk.iter().all(|g| send_of(&g.op).is_some_and(|id| asked_before.contains(&id))) =>
+            {
+                // Asked before without an answer, refused now: the first request went through.
+                tracing::info!(status, %message, "action completion refused after an unanswered attempt; counted as done");
+                self.finish(chunk.into_iter().flat_map(|g| g.ids).collect(), report).await?;
+                Ok(true)
+            }
+            Err(e) => self.failed_call(e, chunk, report).await,
+        }
+    }
+}
+
+fn send_of(op: &Op) -> Option<i64> {
+    match op {
+        Op::SendNote { send_id, .. } | Op::CompleteAction { send_id, .. } => Some(*send_id),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_name_their_send() {
+        let body = format!("LINE message sent\n\n— {}", note_marker(42));
+        assert_eq!(marked_send(&body), Some(42));
+        assert_eq!(marked_send("linehub send #"), None);
+        assert_eq!(marked_send("a note by hand"), None);
+        assert_ne!(marked_send(&note_marker(4)), marked_send(&note_marker(42)));
+    }
+}

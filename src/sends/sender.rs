@@ -1,0 +1,237 @@
+//! The sender: carries out stored sends, exactly once each.
+//!
+//! For a send that has not been tried yet it reads the contact from HubSpot (its `LINE User ID
+//! _N` for the account, and the properties its tokens use), renders the messages and fixes both
+//! in the store. Then each attempt is recorded before it is made and pushed with the send's
+//! `X-Line-Retry-Key`: a 409 "already accepted" means an earlier attempt went through. LINE
+//! errors that may pass (5xx, a timeout, a rate limit) are retried with backoff under the same
+//! key for as long as LINE remembers it; past that the outcome is unknowable, and the send
+//! fails rather than risk a second delivery. A finished send leaves its HubSpot writes (the
+//! timeline note, the action's completion) in the outbox, in the same transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::Draft;
+use super::request::MAX_TEXT_UNITS;
+use crate::clock::Clock;
+use crate::config::{Account, Config};
+use crate::hubspot::writer::backoff;
+use crate::hubspot::{HubSpotClient, HubSpotError, reads};
+use crate::line::client::{LineClient, LineError, SendOutcome};
+use crate::store::sends::DueSend;
+use crate::store::{Op, Store, StoreError};
+use crate::sync::properties::Field;
+
+/// LINE remembers a retry key for 24 hours; attempts stop an hour before, to stay clear of it.
+const KEY_SAFE_MS: i64 = 23 * 3600 * 1000;
+/// How long a send waits when HubSpot cannot be read.
+const HUBSPOT_WAIT_MS: i64 = 30_000;
+/// Sends taken per batch.
+const BATCH: usize = 50;
+
+/// What one [`Sender::drain`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendReport {
+    /// Sends LINE accepted (now, or earlier as a 409 showed).
+    pub sent: usize,
+    /// Sends that failed for good.
+    pub failed: usize,
+    /// Sends that wait for another attempt.
+    pub postponed: usize,
+}
+
+/// Carries out the store's pending sends.
+#[derive(Clone)]
+pub struct Sender {
+    store: Store,
+    line: LineClient,
+    hubspot: HubSpotClient,
+    clock: Arc<dyn Clock>,
+}
+
+/// How one send ended this time.
+enum Step {
+    Sent(String, Vec<Value>),
+    Failed(String),
+    Later(i64, String),
+}
+
+impl Sender {
+    /// A sender over `store`, pushing with `line` and reading contacts with `hubspot`.
+    pub fn new(store: Store, line: LineClient, hubspot: HubSpotClient, clock: Arc<dyn Clock>) -> Sender {
+        Sender { store, line, hubspot, clock }
+    }
+
+    /// Tries every send due now once. Returns what happened; a store failure stops it.
+    pub async fn drain(&self, config: &Config) -> Result<SendReport, StoreError> {
+        let mut report = SendReport::default();
+        let serials: BTreeMap<String, i64> = self.store.serials().await?.into_iter().collect();
+        let mut seen = BTreeSet::new();
+        loop {
+            let due = self.store.sends_due(self.clock.now_ms(), BATCH).await?;
+            let fresh: Vec<DueSend> = due.into_iter().filter(|s| seen.insert(s.id)).collect();
+            if fresh.is_empty() {
+                return Ok(report);
+            }
+            for send in fresh {
+                let account = config.account(&send.account_id).filter(|a| a.active);
+                let step = match (account, serials.get(&send.account_id)) {
+                    (Some(account), Some(&serial)) => self.attempt(account, serial, &send).await?,
+                    _ => Step::Failed(format!("account `{}` is not active in linehub's config", send.account_id)),
+                };
+                self.record(&send, account, step, &mut report).await?;
+            }
+        }
+    }
+
+    async fn attempt(&self, account: &Account, serial: i64, send: &DueSend) -> Result<Step, StoreError> {
+        let now = self.clock.now_ms();
+        let (user, messages) = match &send.prepared {
+            Some(prepared) => prepared.clone(),
+            None => match self.prepare(serial, send).await {
+                Ok(prepared) => {
+                    self.store.send_prepare(send.id, prepared.0.clone(), prepared.1.clone()).await?;
+                    prepared
+                }
+                Err(step) => return Ok(step),
+            },
+        };
+        if send.first_attempt_at.is_some_and(|t| now - t > KEY_SAFE_MS) {
+            return Ok(Step::Failed(
+                "its outcome is unknown and its retry key has expired; not resent, to never send twice".into(),
+            ));
+        }
+        self.store.send_attempt(send.id, now).await?;
+        let token = &account.channel_access_token;
+        let outcome = self.line.push(token, &user, &messages, send.notification_disabled, &send.retry_key).await;
+        Ok(match outcome {
+            Ok(SendOutcome::Accepted { request_id }) => Step::Sent(request_id, messages),
+            Ok(SendOutcome::AlreadyAccepted { accepted_request_id }) => {
+                tracing::info!(send = send.id, request = %accepted_request_id, "push had already been accepted");
+                Step::Sent(accepted_request_id, messages)
+            }
+            Err(e) if e.is_monthly_limit() => Step::Failed("the account's monthly message limit is reached".into()),
+            Err(e) if e.is_transient() => Step::Later(now + millis(backoff(send.attempts + 1)), e.to_string()),
+            Err(e) => Step::Failed(refusal(&e)),
+        })
+    }
+
+    /// The LINE user and the rendered messages, or why there are none.
+    async fn prepare(&self, serial: i64, send: &DueSend) -> Result<(String, Vec<Value>), Step> {
+        let id_property = Field::UserId.name(serial);
+        let mut names = BTreeSet::from([id_property.clone()]);
+        send.drafts.iter().for_each(|d| d.token_names(&mut names));
+        let names: Vec<String> = names.into_iter().collect();
+        let contact = match reads::contacts(&self.hubspot, std::slice::from_ref(&send.contact_id), &names).await {
+            Ok(found) => found.into_iter().next(),
+            Err(HubSpotError::NotFound(_)) => None,
+            Err(e @ HubSpotError::RateLimited { retry_after, .. }) => {
+                return Err(Step::Later(self.clock.now_ms() + millis(retry_after), e.to_string()));
+            }
+            Err(e) if e.is_transient() || matches!(e, HubSpotError::Unauthorized { .. }) => {
+                return Err(Step::Later(self.clock.now_ms() + HUBSPOT_WAIT_MS, e.to_string()));
+            }
+            Err(e) => return Err(Step::Failed(format!("the contact could not be read: {e}"))),
+        };
+        let Some(contact) = contact else {
+            return Err(Step::Failed(format!("contact {} does not exist in HubSpot", send.contact_id)));
+        };
+        let Some(user) = contact.properties.get(&id_property).cloned() else {
+            return Err(Step::Failed(format!(
+                "contact {} has no {} (account `{}`): they are not linked to this LINE account",
+                send.contact_id,
+                Field::UserId.label(serial),
+                send.account_id
+            )));
+        };
+        let properties: BTreeMap<String, String> = contact.properties.into_iter().collect();
+        let messages: Vec<Value> = send.drafts.iter().map(|d| d.render(&properties)).collect();
+        for (i, m) in messages.iter().enumerate() {
+            let units = m["text"].as_str().map_or(0, |t| t.encode_utf16().count());
+            if units > MAX_TEXT_UNITS {
+                return Err(Step::Failed(format!(
+                    "message {} has {units} characters once its tokens are filled in; LINE takes at most {MAX_TEXT_UNITS}",
+                    i + 1
+                )));
+            }
+        }
+        Ok((user, messages))
+    }
+
+    async fn record(
+        &self,
+        send: &DueSend,
+        account: Option<&Account>,
+        step: Step,
+        report: &mut SendReport,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let mut ops = Vec::new();
+        let outcome = match step {
+            Step::Later(at, error) => {
+                tracing::warn!(send = send.id, error = %error, "LINE push postponed");
+                report.postponed += 1;
+                return self.store.send_postpone(send.id, at, error).await;
+            }
+            Step::Sent(request_id, messages) => {
+                tracing::info!(send = send.id, account = %send.account_id, contact = %send.contact_id, request = %request_id, "LINE push sent");
+                report.sent += 1;
+                let name = account.map_or(send.account_id.as_str(), |a| a.name.as_str());
+                ops.push(Op::SendNote {
+                    send_id: send.id,
+                    contact_id: send.contact_id.clone(),
+                    body: note(send, name, &messages, &request_id),
+                });
+                if let Some(callback_id) = &send.callback_id {
+                    ops.push(completion(send.id, callback_id, "SUCCESS", [("line_request_id", request_id.clone())]));
+                }
+                Ok(request_id)
+            }
+            Step::Failed(error) => {
+                tracing::warn!(send = send.id, account = %send.account_id, contact = %send.contact_id, error = %error, "LINE push failed");
+                report.failed += 1;
+                if let Some(callback_id) = &send.callback_id {
+                    ops.push(completion(send.id, callback_id, "FAIL_CONTINUE", [("error", error.clone())]));
+                }
+                Err(error)
+            }
+        };
+        self.store.send_finish(send.id, outcome, ops, now).await
+    }
+}
+
+/// The action completion for `send_id` with `state` and `outputs`.
+fn completion<const N: usize>(send_id: i64, callback_id: &str, state: &str, outputs: [(&str, String); N]) -> Op {
+    let mut fields: BTreeMap<String, String> = outputs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    fields.insert("hs_execution_state".into(), state.into());
+    Op::CompleteAction { send_id, callback_id: callback_id.to_string(), outputs: fields }
+}
+
+/// The text of the timeline note of a sent send.
+fn note(send: &DueSend, account_name: &str, messages: &[Value], request_id: &str) -> String {
+    let mut body = format!("LINE message sent from {account_name}:\n");
+    for (i, m) in messages.iter().enumerate() {
+        body.push_str(&format!("\n{}. {}", i + 1, Draft::summary(m)));
+    }
+    let via = if send.callback_id.is_some() { "workflow action" } else { "linehub" };
+    body.push_str(&format!(
+        "\n\n— {} · {via} · LINE request {request_id}",
+        crate::hubspot::writer::note_marker(send.id)
+    ));
+    body
+}
+
+/// LINE's refusal, worded for the workflow's history.
+fn refusal(e: &LineError) -> String {
+    match e.status() {
+        Some(400) => format!("LINE refused the message: {e}"),
+        _ => e.to_string(),
+    }
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}

@@ -1,0 +1,273 @@
+//! The "Push LINE message" workflow action, from HubSpot's signed request to the LINE message,
+//! the timeline note and the action's completion, under faults, redeliveries and restarts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{HUBSPOT_CLIENT_SECRET, World};
+use linehub::clock::Clock;
+use linehub_sandbox::hubspot_signing;
+use linehub_sandbox::{Outage, Service};
+use serde_json::{Value, json};
+
+const ACTION_URL: &str = "https://linehub.test/hubspot/actions/push-line-message";
+
+/// A request body as HubSpot sends it for `contact`.
+fn action(callback: &str, contact: &str, inputs: Value) -> Vec<u8> {
+    json!({
+        "callbackId": callback,
+        "origin": { "portalId": 4_000_001, "actionDefinitionId": 77, "actionDefinitionVersion": 1 },
+        "context": { "source": "WORKFLOWS", "workflowId": 12 },
+        "object": { "objectId": contact.parse::<u64>().unwrap(), "objectType": "CONTACT", "properties": {} },
+        "inputFields": inputs,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Posts `body` with `headers`; returns the status and the JSON answer.
+async fn post(w: &World, body: Vec<u8>, headers: Vec<(&'static str, String)>) -> (u16, Value) {
+    let mut req = w
+        .http
+        .post(format!("http://{}/hubspot/actions/push-line-message", w.daemon.addr()))
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        req = req.header(name, value);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Posts `body` signed the v3 way at the daemon's now, as HubSpot does.
+async fn post_signed(w: &World, body: Vec<u8>) -> (u16, Value) {
+    let headers = hubspot_signing::headers_v3(HUBSPOT_CLIENT_SECRET, "POST", ACTION_URL, &body, w.clock.now_ms());
+    post(w, body, headers).await
+}
+
+/// A friend of `tokyo` (serial 1) with a contact that has their LINE user id and a first name.
+fn linked_friend(w: &World, name: &str) -> (String, String) {
+    let (user, contact) = w.friends_with_contacts("tokyo", 1, 1).remove(0);
+    w.sandbox.hubspot().update_contact(&contact, &[("firstname", name)]).unwrap();
+    (user, contact)
+}
+
+fn blocked(answer: &Value) -> bool {
+    answer["outputFields"]["hs_execution_state"] == "BLOCK"
+}
+
+fn pushes_to(w: &World, user: &str) -> Vec<linehub_sandbox::SentMessage> {
+    w.sandbox.line().sent_messages().into_iter().filter(|m| m.to == [user.to_string()]).collect()
+}
+
+fn notes_of(w: &World, contact: &str) -> Vec<linehub_sandbox::Activity> {
+    w.sandbox.hubspot().notes().into_iter().filter(|n| n.associations.iter().any(|a| a.to_id == contact)).collect()
+}
+
+#[tokio::test]
+async fn a_workflow_push_reaches_the_contact_with_tokens_and_is_logged_and_completed() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (user, contact) = linked_friend(&w, "花子");
+    let sticker = r#"{"type":"sticker","packageId":"446","stickerId":"1988"}"#;
+    let inputs = json!({ "account": "tokyo", "message_1": "こんにちは {{contact.firstname}}さん 👋", "message_2": sticker,
+        "notification_disabled": "true" });
+    let (status, answer) = post_signed(&w, action("ap-1", &contact, inputs)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(blocked(&answer), "{answer}");
+    assert_eq!(answer["outputFields"]["hs_expiration_duration"], "P1D");
+
+    let report = w.daemon.settle().await.unwrap();
+    assert_eq!((report.notes, report.completions), (1, 1), "{report:?}");
+    let sent = pushes_to(&w, &user);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0].delivered_to, std::slice::from_ref(&user));
+    assert_eq!(sent[0].messages[0], json!({ "type": "text", "text": "こんにちは 花子さん 👋" }));
+    assert_eq!(sent[0].messages[1]["stickerId"], "1988");
+    assert!(sent[0].notification_disabled);
+    assert!(sent[0].retry_key.is_some(), "every push carries a retry key");
+
+    let done = w.sandbox.hubspot().callback("ap-1").expect("the action was completed");
+    assert_eq!(done.output_fields["hs_execution_state"], "SUCCESS");
+    assert_eq!(done.output_fields["line_request_id"], sent[0].request_id.as_str());
+    assert_eq!(done.attempts, 1);
+    let notes = notes_of(&w, &contact);
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    let body = &notes[0].properties["hs_note_body"];
+    assert!(body.contains("こんにちは 花子さん 👋") && body.contains("[sticker]"), "{body}");
+    assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_redelivered_request_and_a_restart_before_sending_still_send_once() {
+    let mut w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (user, contact) = linked_friend(&w, "Ken");
+    let body = action("ap-2", &contact, json!({ "account": "tokyo", "message_1": "Hello" }));
+    assert!(blocked(&post_signed(&w, body.clone()).await.1));
+    w.restart().await;
+    assert!(blocked(&post_signed(&w, body).await.1));
+    w.daemon.settle().await.unwrap();
+    w.daemon.settle().await.unwrap();
+    assert_eq!(pushes_to(&w, &user).len(), 1);
+    assert_eq!(notes_of(&w, &contact).len(), 1);
+    assert_eq!(w.sandbox.hubspot().callbacks().len(), 1);
+    assert_eq!(w.daemon.store().sends(10).await.unwrap().len(), 1);
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn unsigned_stale_or_tampered_requests_are_refused_before_anything_is_stored() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (_, contact) = linked_friend(&w, "Aiko");
+    let body = action("ap-3", &contact, json!({ "account": "tokyo", "message_1": "Hi" }));
+    let now = w.clock.now_ms();
+    let v3 = |secret: &str, uri: &str, ts: i64| hubspot_signing::headers_v3(secret, "POST", uri, &body, ts);
+
+    let refused = [
+        ("no signature", Vec::new()),
+        ("wrong secret", v3("another-app-secret", ACTION_URL, now)),
+        ("six minutes old", v3(HUBSPOT_CLIENT_SECRET, ACTION_URL, now - 6 * 60 * 1000)),
+        ("signed for another URL", v3(HUBSPOT_CLIENT_SECRET, "https://linehub.test/elsewhere", now)),
+        (
+            "v1",
+            vec![
+                ("X-HubSpot-Signature", hubspot_signing::sign_v2(HUBSPOT_CLIENT_SECRET, "POST", ACTION_URL, &body)),
+                ("X-HubSpot-Signature-Version", "v1".to_string()),
+            ],
+        ),
+    ];
+    for (what, headers) in refused {
+        let (status, answer) = post(&w, body.clone(), headers).await;
+        assert_eq!(status, 401, "{what}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains("signature") || e.contains("Timestamp")),
+            "{what}: {answer}"
+        );
+    }
+    let mut tampered = body.clone();
+    let at = tampered.len() - 5;
+    tampered[at] ^= 1;
+    assert_eq!(post(&w, tampered, v3(HUBSPOT_CLIENT_SECRET, ACTION_URL, now)).await.0, 401, "tampered body");
+    assert!(w.daemon.store().sends(10).await.unwrap().is_empty(), "nothing refused is stored");
+
+    // The same request, signed the v2 way, is taken.
+    let (status, answer) =
+        post(&w, body.clone(), hubspot_signing::headers_v2(HUBSPOT_CLIENT_SECRET, "POST", ACTION_URL, &body)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(blocked(&answer));
+    // A signed body that is no action request is a 400.
+    let (status, _) = post_signed(&w, b"{\"hello\":1}".to_vec()).await;
+    assert_eq!(status, 400);
+    assert_eq!(w.daemon.store().sends(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn requests_that_cannot_be_sent_fail_the_action_with_the_reason() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (_, contact) = linked_friend(&w, "Mai");
+    // Refused at once: nothing stored, the reason in the answer.
+    let (status, answer) =
+        post_signed(&w, action("ap-4", &contact, json!({ "account": "kyoto", "message_1": "x" }))).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["outputFields"]["hs_execution_state"], "FAIL_CONTINUE", "{answer}");
+    assert!(answer["outputFields"]["error"].as_str().unwrap().contains("no account `kyoto`"), "{answer}");
+    assert!(w.daemon.store().sends(10).await.unwrap().is_empty());
+
+    // Known only when sending: a contact with no LINE user id for the account.
+    let stranger = w.sandbox.hubspot().create_contact(&[("email", "stranger@example.com")]).unwrap();
+    assert!(blocked(
+        &post_signed(&w, action("ap-5", &stranger, json!({ "account": "tokyo", "message_1": "x" }))).await.1
+    ));
+    w.daemon.settle().await.unwrap();
+    let done = w.sandbox.hubspot().callback("ap-5").expect("completed");
+    assert_eq!(done.output_fields["hs_execution_state"], "FAIL_CONTINUE");
+    let error = done.output_fields["error"].as_str().unwrap().to_string();
+    assert!(error.contains("LINE User ID _1"), "{error}");
+    assert!(w.sandbox.line().sent_messages().is_empty());
+    assert!(notes_of(&w, &stranger).is_empty(), "nothing was sent, so nothing is logged");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn line_500s_are_retried_with_the_same_retry_key_and_a_409_counts_as_sent() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (user, contact) = linked_friend(&w, "Yui");
+    assert!(blocked(
+        &post_signed(&w, action("ap-6", &contact, json!({ "account": "tokyo", "message_1": "Hi" }))).await.1
+    ));
+    // Two plain 500s, then a push that LINE takes but whose answer is lost.
+    w.sandbox.faults().outage(Service::Line, Outage::Requests(2));
+    let sent = w.daemon.send_pending().await.unwrap();
+    assert_eq!(sent.postponed, 1);
+    for _ in 0..4 {
+        w.clock.advance(Duration::from_secs(10));
+        if w.sandbox.line().sent_messages().is_empty() {
+            w.sandbox.faults().lose_responses_of(Service::Line, "pushMessage", 1);
+        }
+        w.daemon.settle().await.unwrap();
+    }
+    let pushes = pushes_to(&w, &user);
+    assert_eq!(pushes.len(), 1, "delivered once: {pushes:#?}");
+    let sends = w.daemon.store().sends(10).await.unwrap();
+    assert_eq!(sends[0].state, "sent", "{sends:?}");
+    assert!(sends[0].attempts >= 4, "two 500s, a lost answer, then the 409: {sends:?}");
+    let done = w.sandbox.hubspot().callback("ap-6").expect("completed");
+    assert_eq!(done.output_fields["hs_execution_state"], "SUCCESS");
+    assert_eq!(done.output_fields["line_request_id"], pushes[0].request_id.as_str());
+    assert_eq!(notes_of(&w, &contact).len(), 1);
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn lost_hubspot_answers_never_make_a_second_note_or_completion() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (_, contact) = linked_friend(&w, "Sora");
+    assert!(blocked(
+        &post_signed(&w, action("ap-7", &contact, json!({ "account": "tokyo", "message_1": "Hi" }))).await.1
+    ));
+    w.sandbox.faults().lose_responses_of(Service::HubSpot, "batchCreateNotes", 1);
+    w.sandbox.faults().lose_responses_of(Service::HubSpot, "completeCallbacks", 1);
+    for _ in 0..6 {
+        w.daemon.settle().await.unwrap();
+        w.clock.advance(Duration::from_secs(60));
+    }
+    assert_eq!(notes_of(&w, &contact).len(), 1, "the note whose answer was lost is adopted");
+    let done = w.sandbox.hubspot().callback("ap-7").expect("completed");
+    assert_eq!(done.output_fields["hs_execution_state"], "SUCCESS");
+    assert_eq!(done.attempts, 2, "the retry was refused as a repeat, and counted as done");
+    let outbox = w.daemon.store().outbox_len().await.unwrap();
+    assert_eq!(outbox, 0, "nothing left or dead-lettered");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_hubspot_outage_holds_the_send_until_the_contact_can_be_read() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (user, contact) = linked_friend(&w, "Ren");
+    assert!(blocked(
+        &post_signed(&w, action("ap-8", &contact, json!({ "account": "tokyo", "message_1": "Hi" }))).await.1
+    ));
+    w.sandbox.faults().outage(Service::HubSpot, Outage::Requests(u32::MAX));
+    for _ in 0..10 {
+        w.daemon.settle().await.unwrap();
+        w.clock.advance(Duration::from_secs(60));
+    }
+    assert!(pushes_to(&w, &user).is_empty(), "the recipient is unknown while HubSpot is down");
+    w.sandbox.faults().clear(Service::HubSpot);
+    for _ in 0..6 {
+        w.clock.advance(Duration::from_secs(60));
+        w.daemon.settle().await.unwrap();
+    }
+    assert_eq!(pushes_to(&w, &user).len(), 1);
+    assert_eq!(w.sandbox.hubspot().callback("ap-8").expect("completed").output_fields["hs_execution_state"], "SUCCESS");
+    assert_eq!(notes_of(&w, &contact).len(), 1);
+}
