@@ -3,7 +3,8 @@
 //! show every accepted event applied: no acknowledged event lost, no contact duplicated, and each
 //! user's contact in the state of their newest event whatever order events arrived in. Then a
 //! LINE broadcast to all of them is run and SIGKILLed mid-send, again and again: every friend
-//! gets it exactly once.
+//! gets it exactly once. Last, HubSpot workflows ask for a LINE push to each contact while the
+//! daemon is SIGKILLed again: every push is sent once, logged once and completed once.
 //!
 //! CI runs a bounded version. The full run:
 //! `LINEHUB_CRASH_USERS=1000 LINEHUB_CRASH_EVENTS=10000 LINEHUB_CRASH_ROUNDS=20 cargo test --release --test crash_suite -- --nocapture`
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "crash-suite-channel-secret-0123456789";
 const TOKEN: &str = "crash-suite-access-token";
+const CLIENT_SECRET: &str = "crash-suite-hubspot-app-secret";
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -149,7 +151,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
     std::fs::write(
         &config,
         format!(
-            "server:\n  listen: \"127.0.0.1:{port}\"\n  public_base_url: \"https://linehub.test\"\nstore:\n  path: \"{}\"\nplan: trial\nhubspot:\n  base_url: \"{sandbox_url}\"\n  token: sandbox-hubspot-token\n  tier: professional\n  timeout_secs: 5\nline:\n  api_base_url: \"{sandbox_url}\"\naccounts:\n  - id: shop\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n",
+            "server:\n  listen: \"127.0.0.1:{port}\"\n  public_base_url: \"https://linehub.test\"\nstore:\n  path: \"{}\"\nplan: trial\nhubspot:\n  base_url: \"{sandbox_url}\"\n  token: sandbox-hubspot-token\n  client_secret: {CLIENT_SECRET}\n  tier: professional\n  timeout_secs: 5\nline:\n  api_base_url: \"{sandbox_url}\"\naccounts:\n  - id: shop\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n",
             dir.path().join("linehub.db").display()
         ),
     )
@@ -317,6 +319,16 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
         "broadcast: {kills} kills mid-send; {} recipients, sent twice: {sent_twice}, never sent: {never_sent}",
         received.len()
     );
+    let pushes = pushes_survive_sigkill(&http, &sandbox_url, &daemon_url, &config, &mut child, &mut rng, rounds).await;
+    println!(
+        "workflow pushes: {} kills; {} contacts, sent twice: {}, never sent: {}, notes not exactly one: {}, not completed once: {}",
+        pushes.kills,
+        pushes.contacts,
+        pushes.sent_twice,
+        pushes.never_sent,
+        pushes.notes_wrong,
+        pushes.completions_wrong
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -334,5 +346,165 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
     );
     assert_eq!((lost_events, lost, duplicated, reordered), (0, 0, 0, 0), "seed {seed}");
     assert_eq!((sent_twice, never_sent), (0, 0), "broadcast, seed {seed}");
+    assert_eq!(
+        (pushes.sent_twice, pushes.never_sent, pushes.notes_wrong, pushes.completions_wrong),
+        (0, 0, 0, 0),
+        "workflow pushes, seed {seed}"
+    );
     assert!(violations.is_empty(), "contract violations: {violations:#?}");
+}
+
+/// Action requests not yet answered 200: (callback id, body).
+type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// What phase 3 found.
+struct PushOutcome {
+    kills: usize,
+    contacts: usize,
+    sent_twice: usize,
+    never_sent: usize,
+    notes_wrong: usize,
+    completions_wrong: usize,
+}
+
+/// Phase 3: a signed "Push LINE message" action for every contact, delivered while the daemon
+/// is SIGKILLed at random moments and LINE is slow; unanswered requests are delivered again, as
+/// HubSpot would. Each contact must get one push, one timeline note and one completion.
+async fn pushes_survive_sigkill(
+    http: &reqwest::Client,
+    sandbox_url: &str,
+    daemon_url: &str,
+    config: &std::path::Path,
+    child: &mut Child,
+    rng: &mut rand::rngs::StdRng,
+    rounds: usize,
+) -> PushOutcome {
+    let contacts: Vec<Value> =
+        http.get(format!("{sandbox_url}/_sandbox/hubspot/contacts")).send().await.unwrap().json().await.unwrap();
+    let targets: Vec<(String, String)> = contacts
+        .iter()
+        .filter_map(|c| Some((c["id"].as_str()?.to_string(), c["properties"]["line_user_id_1"].as_str()?.to_string())))
+        .collect();
+    let url = "https://linehub.test/hubspot/actions/push-line-message";
+    let pending: Requests = Arc::new(Mutex::new(
+        targets
+            .iter()
+            .map(|(contact, _)| {
+                let callback = format!("ap-crash-{contact}");
+                let body = json!({
+                    "callbackId": callback,
+                    "origin": { "portalId": 1, "actionDefinitionId": 1, "actionDefinitionVersion": 1 },
+                    "object": { "objectId": contact.parse::<u64>().unwrap(), "objectType": "CONTACT" },
+                    "inputFields": { "account": "shop", "message_1": "Your order {{contact.hs_object_id}} shipped" },
+                });
+                (callback, body.to_string().into_bytes())
+            })
+            .collect(),
+    ));
+    let deliver = |stop_after: Option<Duration>| {
+        let (http, pending, daemon_url) = (http.clone(), pending.clone(), daemon_url.to_string());
+        async move {
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..4 {
+                let (http, pending, daemon_url) = (http.clone(), pending.clone(), daemon_url.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        if stop_after.is_some_and(|d| started.elapsed() >= d) {
+                            return;
+                        }
+                        let Some((callback, body)) = pending.lock().unwrap().pop() else { return };
+                        let now = chrono::Utc::now().timestamp_millis();
+                        let mut req =
+                            http.post(format!("{daemon_url}/hubspot/actions/push-line-message")).body(body.clone());
+                        for (name, value) in
+                            linehub_sandbox::hubspot_signing::headers_v3(CLIENT_SECRET, "POST", url, &body, now)
+                        {
+                            req = req.header(name, value);
+                        }
+                        match req.send().await {
+                            Ok(r) if r.status() == 200 => {
+                                let answer: Value = r.json().await.unwrap_or_default();
+                                assert_eq!(answer["outputFields"]["hs_execution_state"], "BLOCK", "{answer}");
+                            }
+                            Ok(r) => panic!("action answered {}", r.status()),
+                            Err(_) => {
+                                pending.lock().unwrap().push((callback, body));
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    let fault = |body: Value| {
+        let (http, url) = (http.clone(), format!("{sandbox_url}/_sandbox/faults"));
+        async move { assert!(http.post(url).json(&body).send().await.unwrap().status().is_success()) }
+    };
+    fault(json!({ "fault": "latency", "service": "line", "ms": 100 })).await;
+    let mut kills = 0;
+    for _ in 0..rounds.min(8) {
+        let kill_after = Duration::from_millis(rng.random_range(100..700));
+        let delivering = tokio::spawn(deliver(Some(kill_after)));
+        tokio::time::sleep(kill_after).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        delivering.await.unwrap();
+        *child = linehub(&["run", "--config", config.to_str().unwrap()]);
+        wait_up(http, &format!("{daemon_url}/healthz")).await;
+    }
+    fault(json!({ "fault": "clear", "service": "line" })).await;
+    deliver(None).await;
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done: Vec<Value> =
+            http.get(format!("{sandbox_url}/_sandbox/hubspot/callbacks")).send().await.unwrap().json().await.unwrap();
+        if done.len() >= targets.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Notes are written just before completions in the same pass; give the last pass a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent: Vec<Value> =
+        http.get(format!("{sandbox_url}/_sandbox/line/messages")).send().await.unwrap().json().await.unwrap();
+    let mut pushed: HashMap<String, usize> = HashMap::new();
+    for m in sent.iter().filter(|m| m["kind"] == "push") {
+        for u in m["to"].as_array().into_iter().flatten() {
+            *pushed.entry(u.as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    let notes: Vec<Value> =
+        http.get(format!("{sandbox_url}/_sandbox/hubspot/notes")).send().await.unwrap().json().await.unwrap();
+    let mut noted: HashMap<String, usize> = HashMap::new();
+    for n in &notes {
+        for a in n["associations"].as_array().into_iter().flatten() {
+            *noted.entry(a["toId"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+        }
+    }
+    let done: Vec<Value> =
+        http.get(format!("{sandbox_url}/_sandbox/hubspot/callbacks")).send().await.unwrap().json().await.unwrap();
+    let completed: HashMap<String, &Value> =
+        done.iter().filter_map(|c| Some((c["callbackId"].as_str()?.to_string(), c))).collect();
+    PushOutcome {
+        kills,
+        contacts: targets.len(),
+        sent_twice: pushed.values().filter(|n| **n > 1).count(),
+        never_sent: targets.iter().filter(|(_, u)| !pushed.contains_key(u)).count(),
+        notes_wrong: targets.iter().filter(|(c, _)| noted.get(c).copied().unwrap_or(0) != 1).count(),
+        completions_wrong: targets
+            .iter()
+            .filter(|(c, _)| {
+                completed
+                    .get(&format!("ap-crash-{c}"))
+                    .is_none_or(|v| v["outputFields"]["hs_execution_state"] != "SUCCESS")
+            })
+            .count(),
+    }
 }

@@ -1,6 +1,7 @@
-//! Hostile and malformed input, generated from a seed: the webhook never panics, never stores
-//! what is not signed, and answers only with the documented statuses; a broken config is always
-//! refused with a located error and never half-loaded.
+//! Hostile and malformed input, generated from a seed: the LINE webhook and the HubSpot workflow
+//! action never panic, never store what is not signed (or is stale), and answer only with the
+//! documented statuses; a broken config is always refused with a located error and never
+//! half-loaded.
 //!
 //! Bounded here; `LINEHUB_HOSTILE_CASES=100000 cargo test --release --test hostile_input` runs longer.
 
@@ -102,6 +103,62 @@ async fn hostile_webhooks_never_panic_and_unsigned_ones_are_never_stored() {
     // Still serving.
     let ok = post_signed(&http, daemon.addr(), "tokyo", TOKYO_SECRET, base).await;
     assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn hostile_action_requests_never_panic_and_unsigned_ones_are_never_stored() {
+    use linehub_sandbox::hubspot_signing;
+    const URL: &str = "https://linehub.test/hubspot/actions/push-line-message";
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(config(dir.path(), "http://127.0.0.1:9")).await;
+    let http = reqwest::Client::new();
+    let base = serde_json::json!({
+        "callbackId": "ap-hostile",
+        "origin": { "portalId": 1, "actionDefinitionId": 2, "actionDefinitionVersion": 1 },
+        "object": { "objectId": 501, "objectType": "CONTACT", "properties": {} },
+        "inputFields": { "account": "tokyo", "message_1": "Hi {{contact.firstname}}",
+            "message_2": "{\"type\":\"sticker\",\"packageId\":\"446\",\"stickerId\":\"1988\"}" },
+    })
+    .to_string()
+    .into_bytes();
+    let mut blocked = 0u64;
+    for i in 0..cases(600) {
+        let mut raw = mutate(&mut rng, &base);
+        if i % 7 == 0 {
+            // Keep some bodies valid JSON with a fresh callback id, so the happy path is fuzzed too.
+            raw = String::from_utf8_lossy(&base).replace("ap-hostile", &format!("ap-hostile-{i}")).into_bytes();
+        }
+        let now = linehub::store::now_ms();
+        let headers = match i % 4 {
+            0 => Vec::new(),
+            1 => hubspot_signing::headers_v3("another-app", "POST", URL, &raw, now),
+            2 => hubspot_signing::headers_v3(HUBSPOT_CLIENT_SECRET, "POST", URL, &raw, now - 10 * 60 * 1000),
+            _ => hubspot_signing::headers_v3(HUBSPOT_CLIENT_SECRET, "POST", URL, &raw, now),
+        };
+        let mut req =
+            http.post(format!("http://{}/hubspot/actions/push-line-message", daemon.addr())).body(raw.clone());
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let answer: serde_json::Value = res.json().await.unwrap_or_default();
+        if i % 4 == 3 {
+            assert!([200, 400, 413].contains(&status), "signed input got {status}: {}", String::from_utf8_lossy(&raw));
+            let state = answer["outputFields"]["hs_execution_state"].as_str();
+            assert!(status != 200 || matches!(state, Some("BLOCK" | "FAIL_CONTINUE")), "{answer}");
+            if state == Some("BLOCK") {
+                blocked += 1;
+            }
+        } else {
+            assert_eq!(status, 401, "unsigned, wrongly signed or stale input got {status}");
+        }
+    }
+    assert!(blocked > 0, "no request was taken at all");
+    // Only requests answered BLOCK were stored, and a repeated callback id only once.
+    let stored = daemon.store().sends(100_000).await.unwrap().len() as u64;
+    assert!(stored <= blocked, "{stored} sends stored from {blocked} accepted requests");
 }
 
 #[test]
