@@ -1,9 +1,10 @@
 //! `linehub demo`: the whole product on the built-in sandbox, with no accounts or secrets.
 //!
 //! It starts the LINE and HubSpot simulators and a daemon on a generated config, then plays a
-//! short scenario over real HTTP, exactly as LINE would: a user adds the account as a friend and
-//! sends a message. After each step it prints what changed in HubSpot, in HubSpot's words
-//! (contact properties by label, tasks). Then it keeps serving, with the URLs printed, so the
+//! short scenario over real HTTP, exactly as LINE and HubSpot would: a user adds the account as a
+//! friend and sends a message, then a HubSpot workflow pushes a LINE message back. After each
+//! step it prints what changed in HubSpot, in HubSpot's words (contact properties by label, tasks,
+//! the timeline note), and what LINE delivered. Then it keeps serving, with the URLs printed, so the
 //! sandbox can be poked at by hand, until Ctrl-C (or exits at once with `--once`).
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use crate::sync::properties::Field;
 const ACCOUNT: &str = "demo";
 const SECRET: &str = "demo-channel-secret-0123456789abcdef";
 const TOKEN: &str = "demo-channel-access-token";
+const CLIENT_SECRET: &str = "demo-hubspot-app-client-secret";
 
 /// Where the demo listens.
 pub struct DemoOptions {
@@ -46,7 +48,7 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
     let bot = sandbox.line().add_channel(ChannelSpec::new(TOKEN, SECRET)).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dir = tempfile_dir()?;
     let text = format!(
-        "server:\n  listen: \"{listen}\"\n  public_base_url: \"http://{listen}\"\nstore:\n  path: \"{store}\"\nplan: trial\nhubspot:\n  base_url: \"{hs}\"\n  token: \"{hs_token}\"\n  tier: professional\nline:\n  api_base_url: \"{hs}\"\n  data_api_base_url: \"{hs}\"\n  login_base_url: \"{hs}\"\naccounts:\n  - id: {ACCOUNT}\n    name: \"linehub demo\"\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n",
+        "server:\n  listen: \"{listen}\"\n  public_base_url: \"http://{listen}\"\nstore:\n  path: \"{store}\"\nplan: trial\nhubspot:\n  base_url: \"{hs}\"\n  token: \"{hs_token}\"\n  client_secret: \"{CLIENT_SECRET}\"\n  tier: professional\nline:\n  api_base_url: \"{hs}\"\n  data_api_base_url: \"{hs}\"\n  login_base_url: \"{hs}\"\naccounts:\n  - id: {ACCOUNT}\n    name: \"linehub demo\"\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n",
         listen = options.listen,
         store = dir.join("linehub.db").display(),
         hs = sandbox.base_url(),
@@ -104,6 +106,61 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
         contact.id,
         task.properties.get("hs_task_body").map(String::as_str).unwrap_or("")
     );
+
+    println!("\n4. A HubSpot workflow runs the action \"Push LINE message\" on the contact.");
+    let action_url = format!("http://{}/hubspot/actions/push-line-message", options.listen);
+    let body = serde_json::json!({
+        "callbackId": format!("ap-demo-{now}"),
+        "origin": { "portalId": 1, "actionDefinitionId": 1, "actionDefinitionVersion": 1 },
+        "context": { "source": "WORKFLOWS", "workflowId": 1 },
+        "object": { "objectId": contact.id.parse::<u64>().unwrap_or_default(), "objectType": "CONTACT" },
+        "inputFields": {
+            "account": ACCOUNT,
+            "message_1": "{{contact.line_user_name_1}}様、ご予約を承りました。",
+            "message_2": r#"{"type":"sticker","packageId":"446","stickerId":"1988"}"#,
+        },
+    })
+    .to_string();
+    let mut request =
+        http.post(format!("http://{}/hubspot/actions/push-line-message", daemon.addr())).body(body.clone());
+    let signed = linehub_sandbox::hubspot_signing::headers_v3(
+        CLIENT_SECRET,
+        "POST",
+        &action_url,
+        body.as_bytes(),
+        crate::store::now_ms(),
+    );
+    for (name, value) in signed {
+        request = request.header(name, value);
+    }
+    let answer: serde_json::Value = request.send().await?.json().await?;
+    println!(
+        "   HubSpot -> linehub: POST /hubspot/actions/push-line-message (signed) -> {}",
+        answer["outputFields"]["hs_execution_state"].as_str().unwrap_or("?")
+    );
+    if answer["outputFields"]["hs_execution_state"] != "BLOCK" {
+        bail!("linehub did not take the workflow action: {answer}");
+    }
+    let done = wait_for_completion(&sandbox).await?;
+    for sent in sandbox.line().sent_messages() {
+        let texts: Vec<String> = sent
+            .messages
+            .iter()
+            .map(|m| {
+                m["text"].as_str().map_or_else(|| format!("[{}]", m["type"].as_str().unwrap_or("?")), str::to_string)
+            })
+            .collect();
+        println!("   linehub -> LINE: push to {} -> {}", sent.to.join(","), texts.join(" + "));
+    }
+    if let Some(note) = sandbox.hubspot().notes().into_iter().next() {
+        let text = note.properties.get("hs_note_body").map(String::as_str).unwrap_or("");
+        println!("   HubSpot: note on contact {}: {}", contact.id, plain(text));
+    }
+    println!(
+        "   HubSpot: workflow action completed: {}",
+        serde_json::Value::Object(done.output_fields.into_iter().collect())
+    );
+
     let violations = sandbox.violations();
     if !violations.is_empty() {
         bail!("the sandbox saw requests its contracts do not allow: {violations:?}");
@@ -163,6 +220,32 @@ async fn wait_for_task(sandbox: &Sandbox) -> anyhow::Result<linehub_sandbox::Act
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("no task reached HubSpot within 10 s")
+}
+
+async fn wait_for_completion(sandbox: &Sandbox) -> anyhow::Result<linehub_sandbox::CallbackCompletion> {
+    for _ in 0..200 {
+        if let Some(c) = sandbox.hubspot().callbacks().into_iter().next() {
+            return Ok(c);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the workflow action was not completed within 10 s")
+}
+
+/// A note body's HTML as one line of text.
+fn plain(html: &str) -> String {
+    let spaced = html.replace("<li>", " ").replace("</ol>", " — ").replace("</p>", " ").replace("<br>", " ");
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in spaced.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&").trim().to_string()
 }
 
 /// Prints the LINE properties of account 1 by label, plus `extra` internal names.

@@ -62,6 +62,15 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// List the newest LINE sends HubSpot asked for (workflow pushes), with their state.
+    Sends {
+        /// The config file (for the store path).
+        #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
+        config: PathBuf,
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// List pipelines and run one now.
     Pipeline {
         #[command(subcommand)]
@@ -127,6 +136,7 @@ fn main() -> ExitCode {
             ))
         }),
         Command::Outbox { command } => runtime().and_then(|rt| rt.block_on(outbox(command))),
+        Command::Sends { config, limit } => runtime().and_then(|rt| rt.block_on(sends(config, limit))),
         Command::Pipeline { command } => match runtime().and_then(|rt| rt.block_on(pipeline(command))) {
             Ok(code) => return code,
             Err(e) => Err(e),
@@ -292,6 +302,33 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {
             let n = store.outbox_retry(ids, linehub::store::now_ms()).await?;
             println!("{n} write(s) queued again");
         }
+    }
+    Ok(())
+}
+
+async fn sends(path: PathBuf, limit: usize) -> anyhow::Result<()> {
+    let config = config::load(&path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let store = linehub::store::Store::open(&config.store.path)
+        .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
+    let rows = store.sends(limit).await?;
+    if rows.is_empty() {
+        println!("no sends yet");
+    }
+    for r in rows {
+        println!(
+            "{:>8}  {:<8} account={} contact={} attempts={} callback={} {}",
+            r.id,
+            r.state,
+            r.account_id,
+            r.contact_id,
+            r.attempts,
+            r.callback_id.as_deref().unwrap_or("-"),
+            match (&r.request_id, &r.error) {
+                (Some(id), _) => format!("request={id}"),
+                (None, Some(e)) => format!("error={e}"),
+                (None, None) => String::new(),
+            }
+        );
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ fn every_command_has_help() {
         &["demo", "--help"],
         &["outbox", "list", "--help"],
         &["outbox", "retry", "--help"],
+        &["sends", "--help"],
     ] {
         let out = linehub().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -43,6 +44,10 @@ fn the_demo_plays_its_scenario_and_exits_with_once() {
         "LINE Unanswered _1       Yes",
         "LINE Last Response _1    こんにちは！予約できますか？",
         "task \"Reply on LINE (demo)\"",
+        "POST /hubspot/actions/push-line-message (signed) -> BLOCK",
+        "Sato Hanako様、ご予約を承りました。 + [sticker]",
+        "linehub send #1",
+        "\"hs_execution_state\":\"SUCCESS\"",
         "0 violations",
     ] {
         assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");

@@ -191,6 +191,14 @@ async fn requests_that_cannot_be_sent_fail_the_action_with_the_reason() {
     assert!(error.contains("LINE User ID _1"), "{error}");
     assert!(w.sandbox.line().sent_messages().is_empty());
     assert!(notes_of(&w, &stranger).is_empty(), "nothing was sent, so nothing is logged");
+    // An operator sees the failure and why.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_linehub"))
+        .args(["sends", "--config"])
+        .arg(w.config_path())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && listed.contains("failed") && listed.contains("LINE User ID _1"), "{listed}");
     w.sandbox.assert_no_violations();
 }
 

@@ -153,10 +153,11 @@ fn input_text(v: &Value) -> Option<String> {
     }
 }
 
-/// A message field: a JSON object with a `type` is a LINE message object; anything else is text.
+/// A message field: a JSON object with a `type` is a LINE message object; anything else is text
+/// (including text that starts with a contact token, `{{`, which no JSON object does).
 fn draft(field: &str, text: String) -> Result<Draft, String> {
     let trimmed = text.trim();
-    if trimmed.starts_with('{') {
+    if trimmed.starts_with('{') && !trimmed.starts_with("{{") {
         let value: Value = serde_json::from_str(trimmed)
             .map_err(|e| format!("`{field}` starts with {{ but is not a JSON message object: {e}"))?;
         return match value["type"].as_str() {
@@ -213,6 +214,9 @@ accounts:
         assert_eq!(r.drafts.len(), 2);
         assert_eq!(r.drafts[0], Draft::Text("Hi {{contact.firstname}}".into()));
         assert!(matches!(&r.drafts[1], Draft::Message(m) if m["stickerId"] == "1988"));
+        let token_first = json!({"account": "tokyo", "message_1": "{{contact.firstname}}様、ありがとうございます"});
+        let r = ActionRequest::parse(&body(token_first), &config()).expect("text starting with a token");
+        assert!(matches!(&r.drafts[0], Draft::Text(t) if t.starts_with("{{contact.firstname}}")));
     }
 
     #[test]

@@ -210,18 +210,34 @@ fn completion<const N: usize>(send_id: i64, callback_id: &str, state: &str, outp
     Op::CompleteAction { send_id, callback_id: callback_id.to_string(), outputs: fields }
 }
 
-/// The text of the timeline note of a sent send.
+/// The timeline note of a sent send, in the simple HTML HubSpot shows note bodies as.
 fn note(send: &DueSend, account_name: &str, messages: &[Value], request_id: &str) -> String {
-    let mut body = format!("LINE message sent from {account_name}:\n");
-    for (i, m) in messages.iter().enumerate() {
-        body.push_str(&format!("\n{}. {}", i + 1, Draft::summary(m)));
+    let mut body = format!("<p>LINE message sent from {}:</p><ol>", escape(account_name));
+    for m in messages {
+        body.push_str(&format!("<li>{}</li>", escape(&Draft::summary(m)).replace('\n', "<br>")));
     }
     let via = if send.callback_id.is_some() { "workflow action" } else { "linehub" };
     body.push_str(&format!(
-        "\n\n— {} · {via} · LINE request {request_id}",
-        crate::hubspot::writer::note_marker(send.id)
+        "</ol><p>{} · {via} · LINE request {}</p>",
+        crate::hubspot::writer::note_marker(send.id),
+        escape(request_id)
     ));
     body
+}
+
+/// `text` safe inside HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// LINE's refusal, worded for the workflow's history.
@@ -234,4 +250,33 @@ fn refusal(e: &LineError) -> String {
 
 fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_escaped_html_that_names_their_send() {
+        let send = DueSend {
+            id: 7,
+            callback_id: Some("ap-1".into()),
+            account_id: "tokyo".into(),
+            contact_id: "501".into(),
+            drafts: Vec::new(),
+            notification_disabled: false,
+            retry_key: "k".into(),
+            prepared: None,
+            attempts: 1,
+            first_attempt_at: None,
+        };
+        let messages = [
+            serde_json::json!({"type": "text", "text": "<b>Hi</b> & bye\nline 2"}),
+            serde_json::json!({"type": "sticker"}),
+        ];
+        let body = note(&send, "Tokyo <shop>", &messages, "req-1");
+        assert!(body.contains("Tokyo &lt;shop&gt;"), "{body}");
+        assert!(body.contains("<li>&lt;b&gt;Hi&lt;/b&gt; &amp; bye<br>line 2</li><li>[sticker]</li>"), "{body}");
+        assert!(body.contains("linehub send #7 · workflow action · LINE request req-1"), "{body}");
+    }
 }
