@@ -279,3 +279,41 @@ async fn a_hubspot_outage_holds_the_send_until_the_contact_can_be_read() {
     assert_eq!(w.sandbox.hubspot().callback("ap-8").expect("completed").output_fields["hs_execution_state"], "SUCCESS");
     assert_eq!(notes_of(&w, &contact).len(), 1);
 }
+
+#[tokio::test]
+async fn a_workflow_enrolling_many_contacts_shares_hubspot_calls() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let friends = w.friends_with_contacts("tokyo", 1, 150);
+    for (i, (_, contact)) in friends.iter().enumerate() {
+        let inputs = json!({ "account": "tokyo", "message_1": "Sale starts today, {{contact.email}}" });
+        assert!(blocked(&post_signed(&w, action(&format!("ap-many-{i}"), contact, inputs)).await.1));
+    }
+    w.sandbox.hubspot().reset_stats();
+    let report = w.daemon.settle().await.unwrap();
+    assert_eq!((report.notes, report.completions), (150, 150), "{report:?}");
+    for (user, _) in &friends {
+        assert_eq!(pushes_to(&w, user).len(), 1);
+    }
+    let stats = w.sandbox.hubspot().stats();
+    // 150 contacts read in 2 batches, 150 notes in 2, 150 completions in 2.
+    assert!(stats.requests <= 6, "{} HubSpot requests: {:?}", stats.requests, stats.by_endpoint);
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn without_a_client_secret_the_action_is_off_and_a_reload_turns_it_on() {
+    let w = World::new().await;
+    let with_secret = std::fs::read_to_string(w.config_path()).unwrap();
+    let without: String =
+        with_secret.lines().filter(|l| !l.contains("client_secret")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(w.config_path(), &without).unwrap();
+    w.daemon.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    let body = action("ap-off", "501", json!({ "account": "tokyo", "message_1": "x" }));
+    let (status, answer) = post_signed(&w, body.clone()).await;
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("hubspot.client_secret"), "{answer}");
+    std::fs::write(w.config_path(), &with_secret).unwrap();
+    w.daemon.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(post_signed(&w, body).await.0, 200);
+}

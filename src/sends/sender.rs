@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::Draft;
@@ -29,8 +30,10 @@ use crate::sync::properties::Field;
 const KEY_SAFE_MS: i64 = 23 * 3600 * 1000;
 /// How long a send waits when HubSpot cannot be read.
 const HUBSPOT_WAIT_MS: i64 = 30_000;
-/// Sends taken per batch.
-const BATCH: usize = 50;
+/// Sends taken per batch (one HubSpot read prepares them all).
+const BATCH: usize = 100;
+/// Pushes in flight at once.
+const CONCURRENT_PUSHES: usize = 8;
 
 /// What one [`Sender::drain`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -76,28 +79,62 @@ impl Sender {
             if fresh.is_empty() {
                 return Ok(report);
             }
+            let mut ready = Vec::new();
+            let mut unprepared = Vec::new();
             for send in fresh {
                 let account = config.account(&send.account_id).filter(|a| a.active);
-                let step = match (account, serials.get(&send.account_id)) {
-                    (Some(account), Some(&serial)) => self.attempt(account, serial, &send).await?,
-                    _ => Step::Failed(format!("account `{}` is not active in linehub's config", send.account_id)),
-                };
-                self.record(&send, account, step, &mut report).await?;
+                match (account, serials.get(&send.account_id)) {
+                    (Some(account), Some(&serial)) if send.prepared.is_none() => {
+                        unprepared.push((send, account, serial))
+                    }
+                    (Some(account), Some(_)) => ready.push((send, account.clone())),
+                    _ => {
+                        let why = format!("account `{}` is not active in linehub's config", send.account_id);
+                        self.record(&send, None, Step::Failed(why), &mut report).await?;
+                    }
+                }
             }
+            // One HubSpot read for every send that has no recipient yet.
+            let prepared = self.prepare(&unprepared).await;
+            let mut fixed = Vec::new();
+            for ((mut send, account, _), outcome) in unprepared.into_iter().zip(prepared) {
+                match outcome {
+                    Ok(p) => {
+                        fixed.push((send.id, p.0.clone(), p.1.clone()));
+                        send.prepared = Some(p);
+                        ready.push((send, account.clone()));
+                    }
+                    Err(step) => self.record(&send, Some(account), step, &mut report).await?,
+                }
+            }
+            self.store.send_prepare(fixed).await?;
+            // Pushes go out a few at a time; each is recorded as soon as LINE answers.
+            let results: Vec<Result<(), StoreError>> = futures_util::stream::iter(ready)
+                .map(|(send, account): (DueSend, Account)| async move {
+                    let step = self.attempt(&account, &send).await?;
+                    let mut one = SendReport::default();
+                    self.record(&send, Some(&account), step, &mut one).await?;
+                    Ok::<_, StoreError>(one)
+                })
+                .buffer_unordered(CONCURRENT_PUSHES)
+                .map(|r| {
+                    r.map(|one| {
+                        report.sent += one.sent;
+                        report.failed += one.failed;
+                        report.postponed += one.postponed;
+                    })
+                })
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<()>, StoreError>>()?;
         }
     }
 
-    async fn attempt(&self, account: &Account, serial: i64, send: &DueSend) -> Result<Step, StoreError> {
+    /// One attempt of a prepared send.
+    async fn attempt(&self, account: &Account, send: &DueSend) -> Result<Step, StoreError> {
         let now = self.clock.now_ms();
-        let (user, messages) = match &send.prepared {
-            Some(prepared) => prepared.clone(),
-            None => match self.prepare(serial, send).await {
-                Ok(prepared) => {
-                    self.store.send_prepare(send.id, prepared.0.clone(), prepared.1.clone()).await?;
-                    prepared
-                }
-                Err(step) => return Ok(step),
-            },
+        let Some((user, messages)) = send.prepared.clone() else {
+            return Ok(Step::Later(now + HUBSPOT_WAIT_MS, "not prepared".into()));
         };
         if send.first_attempt_at.is_some_and(|t| now - t > KEY_SAFE_MS) {
             return Ok(Step::Failed(
@@ -119,46 +156,43 @@ impl Sender {
         })
     }
 
-    /// The LINE user and the rendered messages, or why there are none.
-    async fn prepare(&self, serial: i64, send: &DueSend) -> Result<(String, Vec<Value>), Step> {
-        let id_property = Field::UserId.name(serial);
-        let mut names = BTreeSet::from([id_property.clone()]);
-        send.drafts.iter().for_each(|d| d.token_names(&mut names));
-        let names: Vec<String> = names.into_iter().collect();
-        let contact = match reads::contacts(&self.hubspot, std::slice::from_ref(&send.contact_id), &names).await {
-            Ok(found) => found.into_iter().next(),
-            Err(HubSpotError::NotFound(_)) => None,
-            Err(e @ HubSpotError::RateLimited { retry_after, .. }) => {
-                return Err(Step::Later(self.clock.now_ms() + millis(retry_after), e.to_string()));
-            }
-            Err(e) if e.is_transient() || matches!(e, HubSpotError::Unauthorized { .. }) => {
-                return Err(Step::Later(self.clock.now_ms() + HUBSPOT_WAIT_MS, e.to_string()));
-            }
-            Err(e) => return Err(Step::Failed(format!("the contact could not be read: {e}"))),
-        };
-        let Some(contact) = contact else {
-            return Err(Step::Failed(format!("contact {} does not exist in HubSpot", send.contact_id)));
-        };
-        let Some(user) = contact.properties.get(&id_property).cloned() else {
-            return Err(Step::Failed(format!(
-                "contact {} has no {} (account `{}`): they are not linked to this LINE account",
-                send.contact_id,
-                Field::UserId.label(serial),
-                send.account_id
-            )));
-        };
-        let properties: BTreeMap<String, String> = contact.properties.into_iter().collect();
-        let messages: Vec<Value> = send.drafts.iter().map(|d| d.render(&properties)).collect();
-        for (i, m) in messages.iter().enumerate() {
-            let units = m["text"].as_str().map_or(0, |t| t.encode_utf16().count());
-            if units > MAX_TEXT_UNITS {
-                return Err(Step::Failed(format!(
-                    "message {} has {units} characters once its tokens are filled in; LINE takes at most {MAX_TEXT_UNITS}",
-                    i + 1
-                )));
-            }
+    /// The LINE user and the rendered messages of each send, or why there are none, from one
+    /// HubSpot read of their contacts (at most [`BATCH`]).
+    async fn prepare(&self, sends: &[(DueSend, &Account, i64)]) -> Vec<Result<(String, Vec<Value>), Step>> {
+        if sends.is_empty() {
+            return Vec::new();
         }
-        Ok((user, messages))
+        let mut names = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        for (send, _, serial) in sends {
+            names.insert(Field::UserId.name(*serial));
+            send.drafts.iter().for_each(|d| d.token_names(&mut names));
+            ids.insert(send.contact_id.clone());
+        }
+        let names: Vec<String> = names.into_iter().collect();
+        let ids: Vec<String> = ids.into_iter().collect();
+        let contacts: BTreeMap<String, BTreeMap<String, String>> = match reads::contacts(&self.hubspot, &ids, &names)
+            .await
+        {
+            Ok(found) => found.into_iter().map(|c| (c.id, c.properties.into_iter().collect())).collect(),
+            Err(HubSpotError::NotFound(_)) => BTreeMap::new(),
+            Err(e) => {
+                let now = self.clock.now_ms();
+                let wait = match &e {
+                    HubSpotError::RateLimited { retry_after, .. } => Some(millis(*retry_after)),
+                    e if e.is_transient() || matches!(e, HubSpotError::Unauthorized { .. }) => Some(HUBSPOT_WAIT_MS),
+                    _ => None,
+                };
+                return sends
+                    .iter()
+                    .map(|_| match wait {
+                        Some(ms) => Err(Step::Later(now + ms, e.to_string())),
+                        None => Err(Step::Failed(format!("the contact could not be read: {e}"))),
+                    })
+                    .collect();
+            }
+        };
+        sends.iter().map(|(send, _, serial)| render(send, *serial, contacts.get(&send.contact_id))).collect()
     }
 
     async fn record(
@@ -201,6 +235,36 @@ impl Sender {
         };
         self.store.send_finish(send.id, outcome, ops, now).await
     }
+}
+
+/// The recipient and rendered messages of `send` from its `contact`, or why it cannot be sent.
+fn render(
+    send: &DueSend,
+    serial: i64,
+    contact: Option<&BTreeMap<String, String>>,
+) -> Result<(String, Vec<Value>), Step> {
+    let Some(properties) = contact else {
+        return Err(Step::Failed(format!("contact {} does not exist in HubSpot", send.contact_id)));
+    };
+    let Some(user) = properties.get(&Field::UserId.name(serial)).cloned() else {
+        return Err(Step::Failed(format!(
+            "contact {} has no {} (account `{}`): they are not linked to this LINE account",
+            send.contact_id,
+            Field::UserId.label(serial),
+            send.account_id
+        )));
+    };
+    let messages: Vec<Value> = send.drafts.iter().map(|d| d.render(properties)).collect();
+    for (i, m) in messages.iter().enumerate() {
+        let units = m["text"].as_str().map_or(0, |t| t.encode_utf16().count());
+        if units > MAX_TEXT_UNITS {
+            return Err(Step::Failed(format!(
+                "message {} has {units} characters once its tokens are filled in; LINE takes at most {MAX_TEXT_UNITS}",
+                i + 1
+            )));
+        }
+    }
+    Ok((user, messages))
 }
 
 /// The action completion for `send_id` with `state` and `outputs`.

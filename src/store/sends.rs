@@ -142,11 +142,19 @@ impl Store {
         .await
     }
 
-    /// Fixes the recipient and rendered messages of send `id` before its first attempt.
-    pub async fn send_prepare(&self, id: i64, user_id: String, payload: Vec<Value>) -> Result<(), StoreError> {
-        let payload = serde_json::to_string(&payload).map_err(|e| StoreError::Commit(e.to_string()))?;
+    /// Fixes the recipient and rendered messages of sends before their first attempt:
+    /// (send id, LINE user, messages).
+    pub async fn send_prepare(&self, sends: Vec<(i64, String, Vec<Value>)>) -> Result<(), StoreError> {
+        if sends.is_empty() {
+            return Ok(());
+        }
         self.write(move |conn| {
-            conn.execute("UPDATE sends SET user_id = ?2, payload = ?3 WHERE id = ?1", params![id, user_id, payload])?;
+            let mut stmt = conn.prepare_cached("UPDATE sends SET user_id = ?2, payload = ?3 WHERE id = ?1")?;
+            for (id, user, payload) in sends {
+                let payload = serde_json::to_string(&payload)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                stmt.execute(params![id, user, payload])?;
+            }
             Ok(())
         })
         .await
