@@ -54,6 +54,14 @@ fn linked_friend(w: &World, name: &str) -> (String, String) {
     (user, contact)
 }
 
+/// Asks for a push of `text` to `contact` through `tokyo`, expecting HubSpot to be told BLOCK.
+async fn push(w: &World, callback: &str, contact: &str, text: &str) {
+    let (status, answer) =
+        post_signed(w, action(callback, contact, json!({ "account": "tokyo", "message_1": text }))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(blocked(&answer), "{answer}");
+}
+
 fn blocked(answer: &Value) -> bool {
     answer["outputFields"]["hs_execution_state"] == "BLOCK"
 }
@@ -181,9 +189,7 @@ async fn requests_that_cannot_be_sent_fail_the_action_with_the_reason() {
 
     // Known only when sending: a contact with no LINE user id for the account.
     let stranger = w.sandbox.hubspot().create_contact(&[("email", "stranger@example.com")]).unwrap();
-    assert!(blocked(
-        &post_signed(&w, action("ap-5", &stranger, json!({ "account": "tokyo", "message_1": "x" }))).await.1
-    ));
+    push(&w, "ap-5", &stranger, "x").await;
     w.daemon.settle().await.unwrap();
     let done = w.sandbox.hubspot().callback("ap-5").expect("completed");
     assert_eq!(done.output_fields["hs_execution_state"], "FAIL_CONTINUE");
@@ -207,9 +213,7 @@ async fn line_500s_are_retried_with_the_same_retry_key_and_a_409_counts_as_sent(
     let w = World::new().await;
     w.daemon.ensure_properties().await.unwrap();
     let (user, contact) = linked_friend(&w, "Yui");
-    assert!(blocked(
-        &post_signed(&w, action("ap-6", &contact, json!({ "account": "tokyo", "message_1": "Hi" }))).await.1
-    ));
+    push(&w, "ap-6", &contact, "Hi").await;
     // Two plain 500s, then a push that LINE takes but whose answer is lost.
     w.sandbox.faults().outage(Service::Line, Outage::Requests(2));
     let sent = w.daemon.send_pending().await.unwrap();
@@ -238,9 +242,7 @@ async fn lost_hubspot_answers_never_make_a_second_note_or_completion() {
     let w = World::new().await;
     w.daemon.ensure_properties().await.unwrap();
     let (_, contact) = linked_friend(&w, "Sora");
-    assert!(blocked(
-        &post_signed(&w, action("ap-7", &contact, json!({ "account": "tokyo", "message_1": "Hi" }))).await.1
-    ));
+    push(&w, "ap-7", &contact, "Hi").await;
     w.sandbox.faults().lose_responses_of(Service::HubSpot, "batchCreateNotes", 1);
     w.sandbox.faults().lose_responses_of(Service::HubSpot, "completeCallbacks", 1);
     for _ in 0..6 {
@@ -261,9 +263,7 @@ async fn a_hubspot_outage_holds_the_send_until_the_contact_can_be_read() {
     let w = World::new().await;
     w.daemon.ensure_properties().await.unwrap();
     let (user, contact) = linked_friend(&w, "Ren");
-    assert!(blocked(
-        &post_signed(&w, action("ap-8", &contact, json!({ "account": "tokyo", "message_1": "Hi" }))).await.1
-    ));
+    push(&w, "ap-8", &contact, "Hi").await;
     w.sandbox.faults().outage(Service::HubSpot, Outage::Requests(u32::MAX));
     for _ in 0..10 {
         w.daemon.settle().await.unwrap();

@@ -470,12 +470,7 @@ impl Writer {
         report.calls += 1;
         let path = format!("{}/{contact}", api::CONTACTS);
         let reply = self.client.send(Method::GET, &path, &[("associations", "tasks".to_string())], None).await?;
-        let ids: Vec<Value> = reply.body["associations"]["tasks"]["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["id"].as_str().map(|id| json!({ "id": id })))
-            .collect();
+        let ids = associated_ids(&reply.body, "tasks");
         if ids.is_empty() {
             return Ok(None);
         }
@@ -677,6 +672,16 @@ fn coalesce(rows: Vec<OutboxRow>) -> Vec<Group> {
         }
     }
     order.into_iter().filter_map(|k| groups.remove(&k)).collect()
+}
+
+/// The `{"id"}` inputs of the records of `kind` a contact read with `associations=kind` lists.
+fn associated_ids(contact: &Value, kind: &str) -> Vec<Value> {
+    contact["associations"][kind]["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str().map(|id| json!({ "id": id })))
+        .collect()
 }
 
 /// Contact ids of a batch answer's results, by their (lowercased) email.

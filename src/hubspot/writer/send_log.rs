@@ -129,12 +129,7 @@ impl Writer {
             Err(HubSpotError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let ids: Vec<Value> = reply.body["associations"]["notes"]["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["id"].as_str().map(|id| json!({ "id": id })))
-            .collect();
+        let ids = super::associated_ids(&reply.body, "notes");
         let marker = note_marker(send_id);
         for chunk in ids.chunks(api::BATCH_LIMIT) {
             report.calls += 1;
