@@ -55,6 +55,9 @@ pub struct Sender {
     clock: Arc<dyn Clock>,
 }
 
+/// A send's LINE user and rendered messages.
+type Prepared = (String, Vec<Value>);
+
 /// How one send ended this time.
 enum Step {
     Sent(String, Vec<Value>),
@@ -83,11 +86,9 @@ impl Sender {
             let mut unprepared = Vec::new();
             for send in fresh {
                 let account = config.account(&send.account_id).filter(|a| a.active);
-                match (account, serials.get(&send.account_id)) {
-                    (Some(account), Some(&serial)) if send.prepared.is_none() => {
-                        unprepared.push((send, account, serial))
-                    }
-                    (Some(account), Some(_)) => ready.push((send, account.clone())),
+                match (account, serials.get(&send.account_id), send.prepared.clone()) {
+                    (Some(account), Some(_), Some(prepared)) => ready.push((send, account.clone(), prepared)),
+                    (Some(account), Some(&serial), None) => unprepared.push((send, account, serial)),
                     _ => {
                         let why = format!("account `{}` is not active in linehub's config", send.account_id);
                         self.record(&send, None, Step::Failed(why), &mut report).await?;
@@ -97,12 +98,11 @@ impl Sender {
             // One HubSpot read for every send that has no recipient yet.
             let prepared = self.prepare(&unprepared).await;
             let mut fixed = Vec::new();
-            for ((mut send, account, _), outcome) in unprepared.into_iter().zip(prepared) {
+            for ((send, account, _), outcome) in unprepared.into_iter().zip(prepared) {
                 match outcome {
                     Ok(p) => {
                         fixed.push((send.id, p.0.clone(), p.1.clone()));
-                        send.prepared = Some(p);
-                        ready.push((send, account.clone()));
+                        ready.push((send, account.clone(), p));
                     }
                     Err(step) => self.record(&send, Some(account), step, &mut report).await?,
                 }
@@ -110,8 +110,8 @@ impl Sender {
             self.store.send_prepare(fixed).await?;
             // Pushes go out a few at a time; each is recorded as soon as LINE answers.
             let results: Vec<Result<(), StoreError>> = futures_util::stream::iter(ready)
-                .map(|(send, account): (DueSend, Account)| async move {
-                    let step = self.attempt(&account, &send).await?;
+                .map(|(send, account, prepared): (DueSend, Account, Prepared)| async move {
+                    let step = self.attempt(&account, &send, prepared).await?;
                     let mut one = SendReport::default();
                     self.record(&send, Some(&account), step, &mut one).await?;
                     Ok::<_, StoreError>(one)
@@ -130,12 +130,9 @@ impl Sender {
         }
     }
 
-    /// One attempt of a prepared send.
-    async fn attempt(&self, account: &Account, send: &DueSend) -> Result<Step, StoreError> {
+    /// One attempt of a send to the recipient and messages fixed for it.
+    async fn attempt(&self, account: &Account, send: &DueSend, (user, messages): Prepared) -> Result<Step, StoreError> {
         let now = self.clock.now_ms();
-        let Some((user, messages)) = send.prepared.clone() else {
-            return Ok(Step::Later(now + HUBSPOT_WAIT_MS, "not prepared".into()));
-        };
         if send.first_attempt_at.is_some_and(|t| now - t > KEY_SAFE_MS) {
             return Ok(Step::Failed(
                 "its outcome is unknown and its retry key has expired; not resent, to never send twice".into(),
@@ -158,7 +155,7 @@ impl Sender {
 
     /// The LINE user and the rendered messages of each send, or why there are none, from one
     /// HubSpot read of their contacts (at most [`BATCH`]).
-    async fn prepare(&self, sends: &[(DueSend, &Account, i64)]) -> Vec<Result<(String, Vec<Value>), Step>> {
+    async fn prepare(&self, sends: &[(DueSend, &Account, i64)]) -> Vec<Result<Prepared, Step>> {
         if sends.is_empty() {
             return Vec::new();
         }

@@ -104,9 +104,9 @@ impl Writer {
                 let ids: Vec<i64> = done.into_iter().flat_map(|g| g.ids).collect();
                 report.rows_done += ids.len();
                 self.store.record_send_notes(notes, ids).await?;
-                // Members HubSpot did not answer for stay asked-for: the next pass looks first.
-                let error = HubSpotError::Unavailable("note not in HubSpot's batch answer".into());
-                self.fail_groups(missing, &error, report).await?;
+                // Members HubSpot did not make (a 207) stay asked-for, so the next pass looks
+                // for them first; they fail like any refused write, up to the dead letter.
+                self.fail_unanswered(missing, reply.status, &super::batch_errors(&reply.body), report).await?;
                 Ok(true)
             }
             Err(e) => self.failed_call(e, chunk, report).await,
