@@ -426,7 +426,7 @@ impl Writer {
                 }
                 let body = json!({
                     "properties": {
-                        "hs_timestamp": chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        "hs_timestamp": self.hs_timestamp(),
                         "hs_task_subject": format!("{TASK_SUBJECT} ({account})"),
                         "hs_task_body": truncate(summary, 60_000),
                         "hubspot_owner_id": owner,
@@ -621,6 +621,13 @@ impl Writer {
             self.store.outbox_done(ids).await?;
         }
         Ok(())
+    }
+
+    /// Now, as the `hs_timestamp` of a task or note (ISO 8601, UTC, milliseconds).
+    fn hs_timestamp(&self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.clock.now_ms())
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
 
     fn healthy(&self) {

@@ -64,9 +64,7 @@ impl Writer {
     }
 
     async fn create_notes(&self, chunk: Vec<Group>, report: &mut DrainReport) -> Result<bool, WriterError> {
-        let now = chrono::DateTime::from_timestamp_millis(self.clock.now_ms())
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let now = self.hs_timestamp();
         let inputs: Vec<Value> = chunk
             .iter()
             .filter_map(|g| match &g.op {
@@ -130,14 +128,13 @@ impl Writer {
             Err(e) => return Err(e),
         };
         let ids = super::associated_ids(&reply.body, "notes");
-        let marker = note_marker(send_id);
         for chunk in ids.chunks(api::BATCH_LIMIT) {
             report.calls += 1;
             let body = json!({ "properties": ["hs_note_body"], "inputs": chunk });
             let notes = self.client.send(Method::POST, &format!("{}/batch/read", api::NOTES), &[], Some(&body)).await?;
             let found = notes.body["results"].as_array().into_iter().flatten().find_map(|n| {
                 let text = n["properties"]["hs_note_body"].as_str()?;
-                (marked_send(text) == marked_send(&marker)).then(|| n["id"].as_str().map(str::to_string)).flatten()
+                (marked_send(text) == Some(send_id)).then(|| n["id"].as_str().map(str::to_string)).flatten()
             });
             if found.is_some() {
                 self.healthy();
