@@ -159,7 +159,9 @@ impl Daemon {
         let store = Store::open(&config.store.path)
             .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
         let ids = config.accounts.iter().map(|a| a.id.clone()).collect();
-        for (id, serial) in store.ensure_serials(ids).await.context("assigning account serials")? {
+        for (id, serial) in
+            store.ensure_serials(ids, options.clock.now_ms()).await.context("assigning account serials")?
+        {
             tracing::info!(account = %id, serial, "account ready");
         }
         let line = LineClient::new(&config.line.api_base_url).context("building the LINE client")?;
@@ -330,7 +332,7 @@ impl Daemon {
                 return Err(ReloadError::NeedsRestart(fixed));
             }
             let ids = new.accounts.iter().map(|a| a.id.clone()).collect();
-            let serials = self.core.store.ensure_serials(ids).await?;
+            let serials = self.core.store.ensure_serials(ids, self.core.clock.now_ms()).await?;
             Ok((new, serials))
         }
         .await;
@@ -575,7 +577,7 @@ async fn write_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     loop {
         if !properties_ready(&core).await {
             failures += 1;
-            if !wait(&core.outbox, crate::hubspot::writer::backoff(failures), &mut stop).await {
+            if !wait(&core.outbox, crate::retry::backoff(failures), &mut stop).await {
                 return;
             }
             continue;

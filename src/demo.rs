@@ -69,7 +69,7 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
     let mut profile = Profile::named(name);
     profile.picture_url = Some("https://profile.line-scdn.net/demo".into());
     sandbox.line().add_friend(TOKEN, &user, profile).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let now = crate::store::now_ms();
+    let now = crate::clock::system_now_ms();
 
     println!("1. {name} adds \"linehub demo\" as a friend on LINE.");
     let status = deliver(&http, &webhook_url, &bot, webhook::follow(&user, now, false)).await?;
@@ -128,7 +128,7 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
         "POST",
         &action_url,
         body.as_bytes(),
-        crate::store::now_ms(),
+        crate::clock::system_now_ms(),
     );
     for (name, value) in signed {
         request = request.header(name, value);
@@ -179,7 +179,8 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
 
 /// A fresh directory for the demo's config and store.
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("linehub-demo-{}-{}", std::process::id(), crate::store::now_ms()));
+    let dir =
+        std::env::temp_dir().join(format!("linehub-demo-{}-{}", std::process::id(), crate::clock::system_now_ms()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }

@@ -18,6 +18,7 @@ pub mod http;
 pub mod hubspot;
 pub mod line;
 pub mod pipelines;
+pub mod retry;
 pub mod sends;
 pub mod store;
 pub mod sync;

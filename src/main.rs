@@ -299,7 +299,7 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {
             }
         }
         OutboxCommand::Retry { ids, .. } => {
-            let n = store.outbox_retry(ids, linehub::store::now_ms()).await?;
+            let n = store.outbox_retry(ids, linehub::clock::system_now_ms()).await?;
             println!("{n} write(s) queued again");
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::World;
 use linehub::clock::Clock;
+use linehub::store::Requested;
 use linehub_sandbox::webhook as line;
 use linehub_sandbox::{OwnerSpec, Service, faults::Outage};
 
@@ -445,13 +446,13 @@ async fn a_task_whose_creation_was_never_confirmed_is_adopted_not_created_twice(
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    w.daemon.store().record_owner_tasks(vec![(contact.id.clone(), String::new())], Vec::new()).await.unwrap();
+    w.daemon.store().ask_owner_task(contact.id.clone(), 0).await.unwrap();
 
     w.deliver("tokyo", vec![line::text_message(&user, T0 + 10, "hello?")]).await;
     w.daemon.settle().await.unwrap();
     assert_eq!(w.sandbox.hubspot().tasks().len(), 1, "the task HubSpot already had was adopted");
     let adopted = w.daemon.store().owner_tasks(vec![contact.id.clone()]).await.unwrap();
-    assert_eq!(adopted[&contact.id], w.sandbox.hubspot().tasks()[0].id);
+    assert_eq!(adopted[&contact.id], Requested::Made(w.sandbox.hubspot().tasks()[0].id.clone()));
     w.sandbox.assert_no_violations();
 }
 

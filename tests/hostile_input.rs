@@ -129,7 +129,7 @@ async fn hostile_action_requests_never_panic_and_unsigned_ones_are_never_stored(
             // Keep some bodies valid JSON with a fresh callback id, so the happy path is fuzzed too.
             raw = String::from_utf8_lossy(&base).replace("ap-hostile", &format!("ap-hostile-{i}")).into_bytes();
         }
-        let now = linehub::store::now_ms();
+        let now = linehub::clock::system_now_ms();
         let headers = match i % 4 {
             0 => Vec::new(),
             1 => hubspot_signing::headers_v3("another-app", "POST", URL, &raw, now),

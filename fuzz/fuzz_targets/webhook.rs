@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     assert!(verified.is_ok());
-    if let Ok(events) = webhook::parse("fuzz", body) {
+    if let Ok(events) = webhook::parse(body) {
         for e in events {
             let _ = linehub::sync::classify(&e.body);
         }

@@ -55,7 +55,7 @@ pub async fn push_line_message(State(app): State<AppState>, uri: Uri, headers: H
         }
     };
     let callback_id = action.callback_id.clone();
-    match app.store.send_insert(action, app.clock.now_ms()).await {
+    match app.store.send_insert(action.into(), app.clock.now_ms()).await {
         Ok(Stored::New(id)) => {
             tracing::info!(send = id, callback = %callback_id, "LINE push accepted from a workflow");
             app.sends.notify_one();

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::line::{signature, webhook};
+use crate::store::InboxEvent;
 
 /// The `X-Line-Signature` header, taken without copying the rest of the headers.
 pub struct LineSignature(Option<HeaderValue>);
@@ -45,8 +46,8 @@ pub async fn receive(
         tracing::warn!(account = %account_id, reason = %e, "webhook refused");
         return reply(StatusCode::UNAUTHORIZED, &e.to_string());
     }
-    let events = match webhook::parse(&account_id, &body) {
-        Ok(events) => events,
+    let events: Vec<InboxEvent> = match webhook::parse(&body) {
+        Ok(events) => events.into_iter().map(|e| inbox_event(&account_id, e)).collect(),
         Err(e) => {
             tracing::warn!(account = %account_id, error = %e, "webhook body refused");
             return reply(StatusCode::BAD_REQUEST, &e.to_string());
@@ -55,7 +56,7 @@ pub async fn receive(
     if events.is_empty() {
         return stored(0, 0);
     }
-    match app.store.inbox_insert(events).await {
+    match app.store.inbox_insert(events, app.clock.now_ms()).await {
         Ok(outcome) => {
             if outcome.stored > 0 {
                 app.inbox.notify_one();
@@ -67,6 +68,19 @@ pub async fn receive(
             tracing::error!(account = %account_id, error = %e, "webhook could not be stored");
             reply(StatusCode::SERVICE_UNAVAILABLE, "the event store is unavailable; retry later")
         }
+    }
+}
+
+/// The inbox row of an event received for `account_id`.
+fn inbox_event(account_id: &str, e: webhook::WebhookEvent) -> InboxEvent {
+    InboxEvent {
+        webhook_event_id: e.webhook_event_id,
+        account_id: account_id.to_string(),
+        event_type: e.event_type,
+        user_id: e.user_id,
+        event_ts: e.event_ts,
+        redelivery: e.redelivery,
+        body: e.body,
     }
 }
 

@@ -9,7 +9,22 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::store::InboxEvent;
+/// One event of a verified webhook: its raw JSON and the header fields linehub routes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    /// LINE's `webhookEventId` (a ULID), or a digest of the raw event when LINE sent none.
+    pub webhook_event_id: String,
+    /// The event `type`, `unknown` when absent.
+    pub event_type: String,
+    /// `source.userId`, when present.
+    pub user_id: Option<String>,
+    /// The event `timestamp` in ms.
+    pub event_ts: i64,
+    /// `deliveryContext.isRedelivery`.
+    pub redelivery: bool,
+    /// The event's raw JSON, exactly as LINE sent it.
+    pub body: String,
+}
 
 /// Why a verified body could not be read as a webhook.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +65,9 @@ struct DeliveryContext {
     is_redelivery: Option<bool>,
 }
 
-/// Splits a verified webhook body into inbox events for `account_id`. An empty `events` array
-/// (LINE's "Verify" button) yields no events.
-pub fn parse(account_id: &str, body: &[u8]) -> Result<Vec<InboxEvent>, EnvelopeError> {
+/// Splits a verified webhook body into its events. An empty `events` array (LINE's "Verify"
+/// button) yields no events.
+pub fn parse(body: &[u8]) -> Result<Vec<WebhookEvent>, EnvelopeError> {
     let envelope: Envelope<'_> = serde_json::from_slice(body)?;
     envelope
         .events
@@ -60,9 +75,8 @@ pub fn parse(account_id: &str, body: &[u8]) -> Result<Vec<InboxEvent>, EnvelopeE
         .map(|raw| {
             let header: EventHeader = serde_json::from_str(raw.get())?;
             let webhook_event_id = header.webhook_event_id.unwrap_or_else(|| digest_id(raw.get()));
-            Ok(InboxEvent {
+            Ok(WebhookEvent {
                 webhook_event_id,
-                account_id: account_id.to_string(),
                 event_type: header.kind.unwrap_or_else(|| "unknown".to_string()),
                 user_id: header.source.and_then(|s| s.user_id),
                 event_ts: header.timestamp.unwrap_or(0),
@@ -90,7 +104,7 @@ mod tests {
             {"type":"follow","timestamp":1700000000000,"webhookEventId":"01HZZZZZZZZZZZZZZZZZZZZZZZ",
              "source":{"type":"user","userId":"U1"},"deliveryContext":{"isRedelivery":true},"new":"field"},
             {"type":"somethingNew","timestamp":5}]}"#;
-        let events = parse("shop", body).unwrap();
+        let events = parse(body).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].webhook_event_id, "01HZZZZZZZZZZZZZZZZZZZZZZZ");
         assert_eq!(events[0].event_type, "follow");
@@ -107,8 +121,8 @@ mod tests {
         for body in
             [&b"not json"[..], b"[]", br#"{"events":{}}"#, br#"{"events":[1]}"#, br#"{"events":[{"timestamp":"x"}]}"#]
         {
-            assert!(parse("shop", body).is_err(), "{}", String::from_utf8_lossy(body));
+            assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
-        assert!(parse("shop", br#"{"destination":"U","events":[]}"#).unwrap().is_empty());
+        assert!(parse(br#"{"destination":"U","events":[]}"#).unwrap().is_empty());
     }
 }

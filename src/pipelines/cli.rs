@@ -66,7 +66,7 @@ pub async fn run(config: Config, name: &str, dry_run: bool) -> anyhow::Result<(R
     let line = LineClient::new(&config.line.api_base_url).context("building the LINE client")?;
     let hubspot = HubSpotClient::from_config(&config.hubspot).context("building the HubSpot client")?;
     let ids = config.accounts.iter().map(|a| a.id.clone()).collect();
-    store.ensure_serials(ids).await.context("assigning account serials")?;
+    store.ensure_serials(ids, SystemClock.now_ms()).await.context("assigning account serials")?;
     let runner = Runner::new(store.clone(), line, hubspot, Arc::new(SystemClock), Arc::new(Notify::new()), None);
     let report = runner.run(Arc::new(config), name, dry_run).await?;
     Ok((report, store.outbox_len().await?))

@@ -292,7 +292,7 @@ impl Runner {
         mut checkpoint: Checkpoint,
         report: &mut RunReport,
     ) -> Result<(), StepError> {
-        let serials = self.store.ensure_serials(pipeline.accounts.clone()).await?;
+        let serials = self.store.ensure_serials(pipeline.accounts.clone(), self.clock.now_ms()).await?;
         let mut done: Vec<SavedOutcome> = Vec::new();
         for (i, step) in pipeline.steps.iter().enumerate() {
             for (j, account_id) in pipeline.accounts.iter().enumerate() {

@@ -14,3 +14,6 @@ pub mod tokens;
 
 pub use request::{ActionRequest, Draft, RequestError};
 pub use sender::{SendReport, Sender};
+
+/// A stored send that is due, with its drafts read back.
+pub type DueSend = crate::store::sends::DueSend<Draft>;

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::tokens;
 use crate::config::Config;
+use crate::store::sends::NewSend;
 
 /// LINE allows at most this many messages per push.
 pub const MAX_MESSAGES: usize = 5;
@@ -72,6 +73,18 @@ pub struct ActionRequest {
     pub drafts: Vec<Draft>,
     /// Deliver without a notification sound.
     pub notification_disabled: bool,
+}
+
+impl From<ActionRequest> for NewSend<Draft> {
+    fn from(r: ActionRequest) -> Self {
+        NewSend {
+            callback_id: r.callback_id,
+            account_id: r.account_id,
+            contact_id: r.contact_id,
+            drafts: r.drafts,
+            notification_disabled: r.notification_disabled,
+        }
+    }
 }
 
 /// Why a request is not sent.

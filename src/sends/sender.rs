@@ -15,14 +15,13 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::Draft;
 use super::request::MAX_TEXT_UNITS;
-use crate::clock::Clock;
+use super::{Draft, DueSend};
+use crate::clock::{Clock, millis};
 use crate::config::{Account, Config};
-use crate::hubspot::writer::backoff;
 use crate::hubspot::{HubSpotClient, HubSpotError, reads};
 use crate::line::client::{LineClient, LineError, SendOutcome};
-use crate::store::sends::DueSend;
+use crate::retry::Backoff;
 use crate::store::{Op, Store, StoreError};
 use crate::sync::properties::Field;
 
@@ -148,7 +147,7 @@ impl Sender {
                 Step::Sent(accepted_request_id, messages)
             }
             Err(e) if e.is_monthly_limit() => Step::Failed("the account's monthly message limit is reached".into()),
-            Err(e) if e.is_transient() => Step::Later(now + millis(backoff(send.attempts + 1)), e.to_string()),
+            Err(e) if e.is_transient() => Step::Later(Backoff::QUEUE.due_at(now, send.attempts + 1), e.to_string()),
             Err(e) => Step::Failed(refusal(&e)),
         })
     }
@@ -280,7 +279,7 @@ fn note(send: &DueSend, account_name: &str, messages: &[Value], request_id: &str
     let via = if send.callback_id.is_some() { "workflow action" } else { "linehub" };
     body.push_str(&format!(
         "</ol><p>{} · {via} · LINE request {}</p>",
-        crate::hubspot::writer::note_marker(send.id),
+        crate::sync::send_note::note_marker(send.id),
         escape(request_id)
     ));
     body
@@ -307,10 +306,6 @@ fn refusal(e: &LineError) -> String {
         Some(400) => format!("LINE refused the message: {e}"),
         _ => e.to_string(),
     }
-}
-
-fn millis(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 #[cfg(test)]

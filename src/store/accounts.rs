@@ -6,11 +6,12 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
 
 impl Store {
-    /// Returns the serial of each account id, assigning new ones in the order given.
-    pub async fn ensure_serials(&self, ids: Vec<String>) -> Result<Vec<(String, i64)>, StoreError> {
+    /// Returns the serial of each account id, assigning new ones (first seen at `now`) in the
+    /// order given.
+    pub async fn ensure_serials(&self, ids: Vec<String>, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
         self.write(move |conn| {
             // Look before inserting: a conflicting INSERT would still advance AUTOINCREMENT and
             // leave gaps in the numbering.
@@ -21,7 +22,7 @@ impl Store {
                 let serial = match select.query_row([&id], |r| r.get(0)).optional()? {
                     Some(serial) => serial,
                     None => {
-                        insert.execute(params![id, now_ms()])?;
+                        insert.execute(params![id, now])?;
                         conn.last_insert_rowid()
                     }
                 };

@@ -8,15 +8,14 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms};
+use super::{Requested, Store, StoreError};
 
-/// Records (or replaces) links inside an existing write transaction.
-pub(super) fn link(conn: &rusqlite::Connection, links: &[(String, String)]) -> rusqlite::Result<()> {
+/// Records (or replaces) links, made at `now`, inside an existing write transaction.
+pub(super) fn link(conn: &rusqlite::Connection, links: &[(String, String)], now: i64) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO contact_links (user_id, contact_id, linked_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id) DO UPDATE SET contact_id = excluded.contact_id, linked_at = excluded.linked_at",
     )?;
-    let now = now_ms();
     for (user, contact) in links {
         stmt.execute(params![user, contact, now])?;
     }
@@ -39,12 +38,12 @@ impl Store {
         .await
     }
 
-    /// Records (or replaces) the contact of each LINE user.
-    pub async fn link_contacts(&self, links: Vec<(String, String)>) -> Result<(), StoreError> {
+    /// Records (or replaces) the contact of each LINE user, learned at `now`.
+    pub async fn link_contacts(&self, links: Vec<(String, String)>, now: i64) -> Result<(), StoreError> {
         if links.is_empty() {
             return Ok(());
         }
-        self.write(move |conn| link(conn, &links)).await
+        self.write(move |conn| link(conn, &links, now)).await
     }
 
     /// Forgets the contacts of these users (HubSpot no longer has them).
@@ -59,14 +58,14 @@ impl Store {
         .await
     }
 
-    /// The task linehub last created for each of these contacts.
-    pub async fn owner_tasks(&self, contact_ids: Vec<String>) -> Result<HashMap<String, String>, StoreError> {
+    /// The task linehub last asked for, for each of these contacts that has one.
+    pub async fn owner_tasks(&self, contact_ids: Vec<String>) -> Result<HashMap<String, Requested>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT task_id FROM owner_tasks WHERE contact_id = ?1")?;
             let mut out = HashMap::new();
             for c in contact_ids {
-                if let Some(t) = stmt.query_row([&c], |r| r.get::<_, String>(0)).optional()? {
-                    out.insert(c, t);
+                if let Some(t) = stmt.query_row([&c], |r| r.get::<_, Option<String>>(0)).optional()? {
+                    out.insert(c, Requested::from_id(t));
                 }
             }
             Ok(out)
@@ -74,20 +73,23 @@ impl Store {
         .await
     }
 
-    /// Records the open task of each contact, and deletes the outbox rows that asked for them,
-    /// in one transaction.
+    /// Remembers, before asking HubSpot, that a task for `contact` is being asked for at `now`:
+    /// if the answer never comes, the next pass looks for the task instead of making another.
+    pub async fn ask_owner_task(&self, contact: String, now: i64) -> Result<(), StoreError> {
+        self.write(move |conn| upsert_task(conn, &contact, None, now)).await
+    }
+
+    /// Records the task HubSpot made (or that was found) for each contact, and deletes the outbox
+    /// rows that asked for them, in one transaction.
     pub async fn record_owner_tasks(
         &self,
         tasks: Vec<(String, String)>,
         done_rows: Vec<i64>,
+        now: i64,
     ) -> Result<(), StoreError> {
         self.write(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "INSERT INTO owner_tasks (contact_id, task_id, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (contact_id) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at",
-            )?;
             for (contact, task) in tasks {
-                stmt.execute(params![contact, task, now_ms()])?;
+                upsert_task(conn, &contact, Some(&task), now)?;
             }
             let mut del = conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
             for id in done_rows {
@@ -97,4 +99,14 @@ impl Store {
         })
         .await
     }
+}
+
+/// Sets the task of `contact`: `None` while it is asked for and its id unknown.
+fn upsert_task(conn: &rusqlite::Connection, contact: &str, task: Option<&str>, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO owner_tasks (contact_id, task_id, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (contact_id) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at",
+    )?
+    .execute(params![contact, task, now])
+    .map(|_| ())
 }

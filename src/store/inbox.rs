@@ -6,7 +6,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
 
 /// One event as it goes into the inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,15 +50,15 @@ pub struct InboxRow {
 }
 
 impl Store {
-    /// Commits `events` durably; events already present are counted as duplicates and not changed.
-    pub async fn inbox_insert(&self, events: Vec<InboxEvent>) -> Result<InboxOutcome, StoreError> {
+    /// Commits `events`, received at `now`, durably; events already present are counted as
+    /// duplicates and not changed.
+    pub async fn inbox_insert(&self, events: Vec<InboxEvent>, now: i64) -> Result<InboxOutcome, StoreError> {
         self.write(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "INSERT INTO inbox (webhook_event_id, account_id, event_type, user_id, event_ts, received_at, redelivery, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (webhook_event_id) DO NOTHING",
             )?;
-            let now = now_ms();
             let mut outcome = InboxOutcome::default();
             for e in &events {
                 let n = stmt.execute(params![

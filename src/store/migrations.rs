@@ -130,6 +130,18 @@ const STEPS: &[&str] = &[
         finished_at      INTEGER
     ) STRICT;
     CREATE INDEX sends_due ON sends (state, next_attempt_at);",
+    // 5: "asked for, id unknown" is its own state, not an empty id: an owner task's id is NULL
+    // until HubSpot gives it, and a send's note has a flag of its own.
+    "CREATE TABLE owner_tasks_v5 (
+        contact_id TEXT PRIMARY KEY,
+        task_id    TEXT,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO owner_tasks_v5 SELECT contact_id, NULLIF(task_id, ''), created_at FROM owner_tasks;
+    DROP TABLE owner_tasks;
+    ALTER TABLE owner_tasks_v5 RENAME TO owner_tasks;
+    ALTER TABLE sends ADD COLUMN note_asked INTEGER NOT NULL DEFAULT 0;
+    UPDATE sends SET note_asked = 1, note_id = NULL WHERE note_id = '';",
 ];
 
 /// The schema version this build expects.
@@ -145,4 +157,44 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
         tx.commit()?;
     }
     Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asked_for_records_become_their_own_state() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &STEPS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO owner_tasks VALUES ('c1', '', 1), ('c2', 't2', 1);
+             INSERT INTO sends (origin, callback_id, account_id, contact_id, drafts, notification_disabled,
+                                retry_key, next_attempt_at, created_at, note_id)
+             VALUES ('workflow', 'a', 'x', 'c1', '[]', 0, 'k1', 0, 0, ''),
+                    ('workflow', 'b', 'x', 'c1', '[]', 0, 'k2', 0, 0, 'n2'),
+                    ('workflow', 'c', 'x', 'c1', '[]', 0, 'k3', 0, 0, NULL);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 4);
+        let tasks: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT contact_id, task_id FROM owner_tasks ORDER BY contact_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(tasks, [("c1".into(), None), ("c2".into(), Some("t2".into()))]);
+        let notes: Vec<(Option<String>, bool)> = conn
+            .prepare("SELECT note_id, note_asked FROM sends ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(notes, [(None, true), (Some("n2".into()), false), (None, false)]);
+    }
 }

@@ -4,7 +4,10 @@
 //! account ([`accounts`]), what linehub knows per friend ([`friends`]), LINE user → contact links
 //! and owner tasks ([`contacts`]), the outbox of HubSpot writes ([`outbox`]), and pipeline runs
 //! with their checkpoints, broadcast chunks and send holds ([`pipelines`]), and the one-to-one
-//! sends HubSpot asks for ([`sends`]). Writes go through one
+//! sends HubSpot asks for ([`sends`]). Times are milliseconds since the Unix epoch, always handed
+//! in by the caller (`now`): the store never reads a clock, so tests that drive time drive it
+//! here too. The store is a leaf: it knows the domain's types ([`crate::sync`]) and nothing else
+//! of linehub. Writes go through one
 //! thread with group commit ([`writer`]) and
 //! `synchronous=FULL`, so a write that has returned survives a crash or power loss; reads use
 //! their own connections and never wait for the writer.
@@ -61,6 +64,24 @@ pub enum StoreError {
     /// A blocking read task panicked or was cancelled.
     #[error("store read task failed: {0}")]
     Task(String),
+}
+
+/// A HubSpot record linehub asked for where HubSpot offers no idempotency key (an owner task, a
+/// timeline note): recorded before the request, so that after an answer that never came linehub
+/// looks for the record instead of making a second one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    /// Asked for; the answer (and the record's id) never came. HubSpot may have made it.
+    Asked,
+    /// Made, with HubSpot's id.
+    Made(String),
+}
+
+impl Requested {
+    /// From the nullable id column that stores it (`NULL`: asked, id unknown).
+    fn from_id(id: Option<String>) -> Requested {
+        id.map_or(Requested::Asked, Requested::Made)
+    }
 }
 
 /// A handle to the store; cheap to clone.
@@ -143,9 +164,4 @@ impl Store {
         }
         Ok(result?)
     }
-}
-
-/// Milliseconds since the Unix epoch, the store's one time format.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

@@ -153,9 +153,14 @@ impl Store {
     }
 
     /// Deletes rows HubSpot has taken and records the contacts learned, in one transaction.
-    pub async fn outbox_done_linking(&self, ids: Vec<i64>, links: Vec<(String, String)>) -> Result<(), StoreError> {
+    pub async fn outbox_done_linking(
+        &self,
+        ids: Vec<i64>,
+        links: Vec<(String, String)>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         self.write(move |conn| {
-            super::contacts::link(conn, &links)?;
+            super::contacts::link(conn, &links, now)?;
             let mut stmt = conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
             for id in ids {
                 stmt.execute([id])?;

@@ -9,11 +9,12 @@
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::outbox::{self, Op};
-use super::{Store, StoreError};
-use crate::sends::{ActionRequest, Draft};
+use super::{Requested, Store, StoreError};
 
 /// What storing a request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +25,25 @@ pub enum Stored {
     Duplicate(i64),
 }
 
-/// A send that is due.
+/// A send to store. `D` is a message draft as the sends module defines it; the store keeps the
+/// drafts as JSON and never looks inside.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DueSend {
+pub struct NewSend<D> {
+    /// HubSpot's id for the action execution; it keys the send, so a redelivery is stored once.
+    pub callback_id: String,
+    /// The linehub account to send from.
+    pub account_id: String,
+    /// The HubSpot contact.
+    pub contact_id: String,
+    /// The messages before tokens are filled in.
+    pub drafts: Vec<D>,
+    /// Deliver without a notification sound.
+    pub notification_disabled: bool,
+}
+
+/// A send that is due (`D`: a message draft, see [`NewSend`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueSend<D> {
     /// Row id.
     pub id: i64,
     /// The action execution to complete, if HubSpot asked through a workflow.
@@ -36,7 +53,7 @@ pub struct DueSend {
     /// The HubSpot contact.
     pub contact_id: String,
     /// The messages before tokens are filled in.
-    pub drafts: Vec<Draft>,
+    pub drafts: Vec<D>,
     /// Deliver without a notification sound.
     pub notification_disabled: bool,
     /// `X-Line-Retry-Key` of every attempt.
@@ -71,8 +88,12 @@ pub struct SendRow {
 }
 
 impl Store {
-    /// Stores a send for `request` (once per callback id).
-    pub async fn send_insert(&self, request: ActionRequest, now: i64) -> Result<Stored, StoreError> {
+    /// Stores `request` (once per callback id), with its retry key, due at `now`.
+    pub async fn send_insert<D: Serialize + Send + 'static>(
+        &self,
+        request: NewSend<D>,
+        now: i64,
+    ) -> Result<Stored, StoreError> {
         self.write(move |conn| {
             let existing: Option<i64> = conn
                 .query_row("SELECT id FROM sends WHERE callback_id = ?1", [&request.callback_id], |r| r.get(0))
@@ -102,7 +123,11 @@ impl Store {
     }
 
     /// Pending sends due at `now`, oldest first, at most `limit`.
-    pub async fn sends_due(&self, now: i64, limit: usize) -> Result<Vec<DueSend>, StoreError> {
+    pub async fn sends_due<D: DeserializeOwned + Send + 'static>(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueSend<D>>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, callback_id, account_id, contact_id, drafts, notification_disabled, retry_key,
@@ -208,14 +233,16 @@ impl Store {
         .await
     }
 
-    /// Notes already made for `ids` (`""`: asked for, answer never came), by send id.
-    pub async fn send_notes(&self, ids: Vec<i64>) -> Result<HashMap<i64, String>, StoreError> {
+    /// The notes asked for or made for `ids`, by send id (absent: never asked for).
+    pub async fn send_notes(&self, ids: Vec<i64>) -> Result<HashMap<i64, Requested>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT note_id FROM sends WHERE id = ?1 AND note_id IS NOT NULL")?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT note_id FROM sends WHERE id = ?1 AND (note_id IS NOT NULL OR note_asked = 1)",
+            )?;
             let mut out = HashMap::new();
             for id in ids {
-                if let Some(note) = stmt.query_row([id], |r| r.get::<_, String>(0)).optional()? {
-                    out.insert(id, note);
+                if let Some(note) = stmt.query_row([id], |r| r.get::<_, Option<String>>(0)).optional()? {
+                    out.insert(id, Requested::from_id(note));
                 }
             }
             Ok(out)
@@ -223,10 +250,23 @@ impl Store {
         .await
     }
 
-    /// Records notes of sends (`""` before asking for them), finishing `done` outbox rows.
+    /// Remembers, before asking HubSpot, that the notes of these sends are being asked for.
+    pub async fn ask_send_notes(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached("UPDATE sends SET note_asked = 1 WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records the notes HubSpot made (or that were found) for sends, finishing `done` outbox
+    /// rows, in one transaction.
     pub async fn record_send_notes(&self, notes: Vec<(i64, String)>, done: Vec<i64>) -> Result<(), StoreError> {
         self.write(move |conn| {
-            let mut stmt = conn.prepare_cached("UPDATE sends SET note_id = ?2 WHERE id = ?1")?;
+            let mut stmt = conn.prepare_cached("UPDATE sends SET note_id = ?2, note_asked = 1 WHERE id = ?1")?;
             for (id, note) in notes {
                 stmt.execute(params![id, note])?;
             }

@@ -4,11 +4,14 @@
 //! it. [`rules`] takes that activity and what linehub already knows about the friend, and returns
 //! the new knowledge and the contact properties to write. [`properties`] names the per-account
 //! properties (`line_user_id_N`, …) and defines them for HubSpot. Everything here is decided from
-//! its inputs alone, so it is tested with plain `#[test]`s.
+//! its inputs alone, so it is tested with plain `#[test]`s. [`owner_task`] decides when a
+//! contact owner gets a "Reply on LINE" task; [`send_note`] is how a timeline note names its send.
 
 pub mod activity;
+pub mod owner_task;
 pub mod properties;
 pub mod rules;
+pub mod send_note;
 
 pub use activity::{Activity, ActivityKind, Skip, classify};
 pub use rules::{Decision, FriendState, decide};

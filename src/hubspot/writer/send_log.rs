@@ -3,7 +3,7 @@
 //!
 //! Both are done at most once although HubSpot offers no idempotency key for them. Before a
 //! call, the store records that it is being asked for. Notes carry their send's id in their text
-//! (`linehub send #N`), so after an answer that never came the contact's notes are read and an
+//! (`linehub send #N`, see [`crate::sync::send_note`]), so after an answer that never came the contact's notes are read and an
 //! existing one is adopted instead of made twice. A completion that HubSpot refuses after an
 //! earlier unanswered attempt was the earlier attempt's success (HubSpot refuses to complete an
 //! execution twice), so it counts as done.
@@ -13,22 +13,15 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{DrainReport, Group, Writer, WriterError, truncate};
+use super::batch::{Group, associated_ids, batch_errors, chunks, truncate};
+use super::{DrainReport, Writer, WriterError};
 use crate::hubspot::HubSpotError;
 use crate::hubspot::api;
-use crate::store::Op;
+use crate::store::{Op, Requested};
+use crate::sync::send_note::marked_send;
 
-/// How a note names its send; also how linehub recognises its own notes.
-pub(crate) fn note_marker(send_id: i64) -> String {
-    format!("linehub send #{send_id}")
-}
-
-/// The send id named in a note's text, if it is one of linehub's.
-fn marked_send(body: &str) -> Option<i64> {
-    let rest = &body[body.find("linehub send #")? + "linehub send #".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
+/// Longest note body HubSpot takes, in characters.
+const MAX_NOTE_BODY: usize = 60_000;
 
 impl Writer {
     /// Notes for sends, up to 100 per call. Returns false when the portal paused.
@@ -38,8 +31,8 @@ impl Writer {
         let mut create = Vec::new();
         for g in groups {
             let Op::SendNote { send_id, contact_id, .. } = &g.op else { continue };
-            match known.get(send_id).map(String::as_str) {
-                Some("") => match self.find_note(contact_id, *send_id, report).await {
+            match known.get(send_id) {
+                Some(Requested::Asked) => match self.find_note(contact_id, *send_id, report).await {
                     Ok(Some(note)) => {
                         self.store.record_send_notes(vec![(*send_id, note)], g.ids.clone()).await?;
                         report.rows_done += g.ids.len();
@@ -51,11 +44,11 @@ impl Writer {
                         }
                     }
                 },
-                Some(_) => self.finish(g.ids, report).await?,
+                Some(Requested::Made(_)) => self.finish(g.ids, report).await?,
                 None => create.push(g),
             }
         }
-        for chunk in super::chunks(create) {
+        for chunk in chunks(create) {
             if !self.create_notes(chunk, report).await? {
                 return Ok(false);
             }
@@ -69,7 +62,7 @@ impl Writer {
             .iter()
             .filter_map(|g| match &g.op {
                 Op::SendNote { contact_id, body, .. } => Some(json!({
-                    "properties": { "hs_timestamp": now, "hs_note_body": truncate(body, 60_000) },
+                    "properties": { "hs_timestamp": now, "hs_note_body": truncate(body, MAX_NOTE_BODY) },
                     "associations": [{
                         "to": { "id": contact_id },
                         "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": api::NOTE_TO_CONTACT }],
@@ -78,9 +71,8 @@ impl Writer {
                 _ => None,
             })
             .collect();
-        let asked: Vec<(i64, String)> =
-            chunk.iter().filter_map(|g| send_of(&g.op)).map(|id| (id, String::new())).collect();
-        self.store.record_send_notes(asked, Vec::new()).await?;
+        let asked: Vec<i64> = chunk.iter().filter_map(|g| send_of(&g.op)).collect();
+        self.store.ask_send_notes(asked).await?;
         report.calls += 1;
         let path = format!("{}/batch/create", api::NOTES);
         match self.client.send(Method::POST, &path, &[], Some(&json!({ "inputs": inputs }))).await {
@@ -104,7 +96,7 @@ impl Writer {
                 self.store.record_send_notes(notes, ids).await?;
                 // Members HubSpot did not make (a 207) stay asked-for, so the next pass looks
                 // for them first; they fail like any refused write, up to the dead letter.
-                self.fail_unanswered(missing, reply.status, &super::batch_errors(&reply.body), report).await?;
+                self.fail_unanswered(missing, reply.status, &batch_errors(&reply.body), report).await?;
                 Ok(true)
             }
             Err(e) => self.failed_call(e, chunk, report).await,
@@ -127,7 +119,7 @@ impl Writer {
             Err(HubSpotError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let ids = super::associated_ids(&reply.body, "notes");
+        let ids = associated_ids(&reply.body, "notes");
         for chunk in ids.chunks(api::BATCH_LIMIT) {
             report.calls += 1;
             let body = json!({ "properties": ["hs_note_body"], "inputs": chunk });
@@ -191,19 +183,5 @@ fn send_of(op: &Op) -> Option<i64> {
     match op {
         Op::SendNote { send_id, .. } | Op::CompleteAction { send_id, .. } => Some(*send_id),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notes_name_their_send() {
-        let body = format!("LINE message sent\n\n— {}", note_marker(42));
-        assert_eq!(marked_send(&body), Some(42));
-        assert_eq!(marked_send("linehub send #"), None);
-        assert_eq!(marked_send("a note by hand"), None);
-        assert_ne!(marked_send(&note_marker(4)), marked_send(&note_marker(42)));
     }
 }

@@ -1,0 +1,320 @@
+//! The writer: the only code that writes contact state to HubSpot.
+//!
+//! It drains the store's outbox. Rows due now are read whole per key and coalesced: every
+//! pending change of one contact becomes one set of properties, later values winning. Known
+//! contacts are updated with `batch/update`, unknown ones created with `batch/create` (≤100 per
+//! call). A LINE user's contact is found from linehub's own link table and from HubSpot's
+//! answers, never by search, whose index lags: a create carries the user's placeholder email, so
+//! a contact that already exists answers 409 with its id and is updated instead.
+//!
+//! Failures stay in the outbox with their retry state: a 429 or an outage pauses the whole
+//! portal and reschedules the rows (exponential backoff with jitter; the rate-limit headers set
+//! the wait); a 207 retries only the members that failed; a contact deleted in HubSpot is
+//! unlinked and created again; a permanent rejection is retried a few times and then
+//! dead-lettered for an operator (`linehub outbox list|retry`). Waits follow the one retry
+//! policy ([`crate::retry`]) on the injected clock.
+//!
+//! This file holds the drain loop and failure handling; each kind of write has its own file:
+//! [`contacts`] (update, create, look up), [`tasks`] (owner tasks), [`send_log`] (timeline notes
+//! and workflow action completions), and [`batch`] the coalescing and batch-answer plumbing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use super::client::HubSpotClient;
+use super::error::HubSpotError;
+use crate::clock::{Clock, millis};
+use crate::config::HubSpotConfig;
+use crate::retry::backoff;
+use crate::store::{Op, Store, StoreError};
+
+mod batch;
+mod contacts;
+mod send_log;
+mod tasks;
+
+use batch::{BatchError, Group, chunks, coalesce, user_of};
+
+/// Permanent failures tolerated before a row is dead-lettered.
+const MAX_PERMANENT_ATTEMPTS: i64 = 3;
+/// Keys taken per pass; a few full batches.
+const KEYS_PER_PASS: usize = 500;
+/// Passes per drain.
+const MAX_PASSES: usize = 1000;
+
+/// What one [`Writer::drain`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Outbox rows HubSpot has taken.
+    pub rows_done: usize,
+    /// Contacts created.
+    pub created: usize,
+    /// Contacts updated.
+    pub updated: usize,
+    /// Owner tasks created.
+    pub tasks: usize,
+    /// Timeline notes of LINE sends created.
+    pub notes: usize,
+    /// Workflow action executions completed.
+    pub completions: usize,
+    /// Rows rescheduled after a failure.
+    pub retried: usize,
+    /// Rows dead-lettered.
+    pub dead: usize,
+    /// HubSpot calls made.
+    pub calls: usize,
+}
+
+/// Why a drain stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// The store failed; nothing was lost, the rows are still there.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Drains the outbox of one portal.
+pub struct Writer {
+    client: HubSpotClient,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: HubSpotConfig,
+    /// Nothing is sent before this time (ms): set by a 429 or an outage, for the whole portal.
+    paused_until: AtomicI64,
+    /// Consecutive portal-wide failures, for the pause's backoff.
+    outage_streak: AtomicI64,
+    /// Set when HubSpot says a property is missing: the properties must be ensured again.
+    properties_stale: AtomicBool,
+}
+
+impl Writer {
+    /// A writer for the portal in `config`.
+    pub fn new(client: HubSpotClient, store: Store, clock: Arc<dyn Clock>, config: HubSpotConfig) -> Writer {
+        Writer {
+            client,
+            store,
+            clock,
+            config,
+            paused_until: AtomicI64::new(0),
+            outage_streak: AtomicI64::new(0),
+            properties_stale: AtomicBool::new(false),
+        }
+    }
+
+    /// The HubSpot client (shared with property setup, so both count against one limiter).
+    pub fn client(&self) -> &HubSpotClient {
+        &self.client
+    }
+
+    /// Whether HubSpot reported a missing property since the last call (and clears the flag).
+    pub fn take_properties_stale(&self) -> bool {
+        self.properties_stale.swap(false, Ordering::SeqCst)
+    }
+
+    /// When the portal-wide pause ends (ms), if one is in force.
+    pub fn paused_until(&self) -> Option<i64> {
+        let until = self.paused_until.load(Ordering::SeqCst);
+        (until > self.clock.now_ms()).then_some(until)
+    }
+
+    /// Writes everything due now, pass after pass, until nothing is due or the portal pauses.
+    pub async fn drain(&self) -> Result<DrainReport, WriterError> {
+        let mut report = DrainReport::default();
+        // Bounded, so that a record HubSpot keeps bouncing between "exists" and "not found"
+        // cannot hold the writer; the next drain continues.
+        for _ in 0..MAX_PASSES {
+            if self.paused_until().is_some() {
+                break;
+            }
+            let rows = self.store.outbox_due(self.clock.now_ms(), KEYS_PER_PASS).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let before = report.clone();
+            self.pass(coalesce(rows), &mut report).await?;
+            if report.rows_done == before.rows_done
+                && report.retried == before.retried
+                && report.dead == before.dead
+                && report.calls == before.calls
+            {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn pass(&self, groups: Vec<Group>, report: &mut DrainReport) -> Result<(), WriterError> {
+        let (sends, groups): (Vec<Group>, Vec<Group>) =
+            groups.into_iter().partition(|g| matches!(g.op, Op::SendNote { .. } | Op::CompleteAction { .. }));
+        let (contacts, tasks): (Vec<Group>, Vec<Group>) =
+            groups.into_iter().partition(|g| matches!(g.op, Op::Contact { .. }));
+        let users: Vec<String> = contacts.iter().chain(&tasks).map(|g| user_of(&g.op).to_string()).collect();
+        let links = self.store.contact_links(users).await?;
+
+        let mut update = Vec::new();
+        let mut create = Vec::new();
+        let mut lookup = Vec::new();
+        for g in contacts {
+            let Op::Contact { user_id, create: may_create, .. } = &g.op else { continue };
+            match links.get(user_id) {
+                Some(contact) => update.push((contact.clone(), g)),
+                None if *may_create => create.push(g),
+                None => lookup.push(g),
+            }
+        }
+        for chunk in chunks(update) {
+            if !self.update_contacts(chunk, report).await? {
+                return Ok(());
+            }
+        }
+        for chunk in chunks(create) {
+            if !self.create_contacts(chunk, report).await? {
+                return Ok(());
+            }
+        }
+        for chunk in chunks(lookup) {
+            if !self.find_contacts(chunk, report).await? {
+                return Ok(());
+            }
+        }
+        if !tasks.is_empty() {
+            self.owner_tasks(tasks, report).await?;
+        }
+        if self.paused_until().is_some() {
+            return Ok(());
+        }
+        let (notes, completions): (Vec<Group>, Vec<Group>) =
+            sends.into_iter().partition(|g| matches!(g.op, Op::SendNote { .. }));
+        if !notes.is_empty() && !self.send_notes(notes, report).await? {
+            return Ok(());
+        }
+        for chunk in chunks(completions) {
+            if !self.complete_actions(chunk, report).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles a call that failed as a whole. Returns Ok(false) when the portal paused.
+    async fn failed_call(
+        &self,
+        e: HubSpotError,
+        groups: Vec<Group>,
+        report: &mut DrainReport,
+    ) -> Result<bool, WriterError> {
+        if e.is_transient() {
+            let streak = self.outage_streak.fetch_add(1, Ordering::SeqCst);
+            let wait = match &e {
+                HubSpotError::RateLimited { retry_after, .. } => *retry_after,
+                _ => backoff(streak),
+            };
+            let until = self.clock.now_ms() + millis(wait);
+            self.paused_until.fetch_max(until, Ordering::SeqCst);
+            tracing::warn!(error = %e, pause = ?wait, "HubSpot write paused");
+            let ids: Vec<i64> = groups.into_iter().flat_map(|g| g.ids).collect();
+            report.retried += ids.len();
+            self.store.outbox_postpone(ids, until, e.to_string()).await?;
+            return Ok(false);
+        }
+        if let HubSpotError::Rejected { message, .. } = &e
+            && message.contains("PROPERTY_DOESNT_EXIST")
+        {
+            self.properties_stale.store(true, Ordering::SeqCst);
+        }
+        if groups.len() > 1 && matches!(e, HubSpotError::Rejected { .. }) {
+            // One bad member can fail a whole batch: split it so the others go through.
+            let mid = groups.len() / 2;
+            let mut groups = groups;
+            let tail = groups.split_off(mid);
+            for half in [groups, tail] {
+                let first = &half[0].op;
+                let ok = match first {
+                    Op::Contact { .. } => {
+                        let links =
+                            self.store.contact_links(half.iter().map(|g| user_of(&g.op).to_string()).collect()).await?;
+                        if links.is_empty() {
+                            Box::pin(self.create_contacts(half, report)).await?
+                        } else {
+                            let chunk = half
+                                .into_iter()
+                                .filter_map(|g| links.get(user_of(&g.op)).cloned().map(|c| (c, g)))
+                                .collect();
+                            Box::pin(self.update_contacts(chunk, report)).await?
+                        }
+                    }
+                    Op::OwnerTask { .. } => {
+                        self.fail_groups(half, &e, report).await?;
+                        true
+                    }
+                    Op::SendNote { .. } => Box::pin(self.send_notes(half, report)).await?,
+                    Op::CompleteAction { .. } => Box::pin(self.complete_actions(half, report)).await?,
+                };
+                if !ok {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        self.fail_groups(groups, &e, report).await?;
+        Ok(true)
+    }
+
+    /// Fails the members of a batch that HubSpot neither applied nor explained by name, with
+    /// the first error it gave for the batch.
+    async fn fail_unanswered(
+        &self,
+        groups: Vec<Group>,
+        status: u16,
+        errors: &[BatchError],
+        report: &mut DrainReport,
+    ) -> Result<(), WriterError> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let message = errors.first().map(|e| e.message.clone()).unwrap_or_else(|| "not in HubSpot's results".into());
+        self.fail_groups(groups, &HubSpotError::Rejected { status, category: "BATCH".into(), message }, report).await
+    }
+
+    /// Reschedules each group with backoff, or dead-letters it after repeated permanent errors.
+    async fn fail_groups(
+        &self,
+        groups: Vec<Group>,
+        e: &HubSpotError,
+        report: &mut DrainReport,
+    ) -> Result<(), WriterError> {
+        let stale = self.properties_stale.load(Ordering::SeqCst);
+        for g in groups {
+            let attempts = g.attempts + 1;
+            let dead = !e.is_transient() && !stale && attempts >= MAX_PERMANENT_ATTEMPTS;
+            let at = self.clock.now_ms() + millis(backoff(attempts));
+            if dead {
+                tracing::error!(rows = ?g.ids, error = %e, "HubSpot write dead-lettered; see `linehub outbox list`");
+                report.dead += g.ids.len();
+            } else {
+                report.retried += g.ids.len();
+            }
+            self.store.outbox_failed(g.ids, e.to_string(), at, dead).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, ids: Vec<i64>, report: &mut DrainReport) -> Result<(), WriterError> {
+        if !ids.is_empty() {
+            report.rows_done += ids.len();
+            self.store.outbox_done(ids).await?;
+        }
+        Ok(())
+    }
+
+    /// Now, as the `hs_timestamp` of a task or note (ISO 8601, UTC, milliseconds).
+    fn hs_timestamp(&self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.clock.now_ms())
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    fn healthy(&self) {
+        self.outage_streak.store(0, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,198 @@
+//! The writer's owner tasks: one open "Reply on LINE" task per contact owner.
+//!
+//! The rule (no owner, no task; one open task at a time; adopt a task asked for whose answer
+//! never came) is the domain's ([`crate::sync::owner_task`]). This file gathers what the rule
+//! needs from HubSpot (the contact's owner, the status of the task linehub gave last, the
+//! contact's tasks when an earlier request went unanswered) and carries out its decision. A
+//! task is recorded as asked for before the request, so a crash or a lost answer never makes a
+//! second one.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::batch::{Group, associated_ids, truncate, user_of};
+use super::{DrainReport, Writer, WriterError};
+use crate::hubspot::HubSpotError;
+use crate::hubspot::api;
+use crate::store::{Op, Requested};
+use crate::sync::owner_task::{LastTask, TaskDecision, is_open_linehub_task, owner_task, task_subject};
+
+/// Longest task body HubSpot takes, in characters.
+const MAX_TASK_BODY: usize = 60_000;
+
+impl Writer {
+    /// One open task per contact owner: read owners, check the task linehub gave last, create
+    /// a task only when the rule says so.
+    pub(super) async fn owner_tasks(&self, tasks: Vec<Group>, report: &mut DrainReport) -> Result<(), WriterError> {
+        let links = self.store.contact_links(tasks.iter().map(|g| user_of(&g.op).to_string()).collect()).await?;
+        let (linked, unlinked): (Vec<Group>, Vec<Group>) =
+            tasks.into_iter().partition(|g| links.contains_key(user_of(&g.op)));
+        if !unlinked.is_empty() {
+            // The contact is not created yet (its write failed this pass): try with it.
+            let ids = unlinked.into_iter().flat_map(|g| g.ids).collect();
+            let at = self.clock.now_ms() + 5_000;
+            self.store.outbox_postpone(ids, at, "waiting for the contact to exist".into()).await?;
+        }
+        for chunk in linked.chunks(api::BATCH_LIMIT) {
+            let contact_ids: Vec<String> = chunk.iter().map(|g| links[user_of(&g.op)].clone()).collect();
+            let owners = match self.read(api::CONTACTS, &contact_ids, "hubspot_owner_id", report).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.failed_call(e, chunk.to_vec(), report).await?;
+                    return Ok(());
+                }
+            };
+            let last = self.store.owner_tasks(contact_ids.clone()).await?;
+            let task_ids: Vec<String> = last
+                .values()
+                .filter_map(|t| match t {
+                    Requested::Made(id) => Some(id.clone()),
+                    Requested::Asked => None,
+                })
+                .collect();
+            let statuses = match self.read(api::TASKS, &task_ids, "hs_task_status", report).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.failed_call(e, chunk.to_vec(), report).await?;
+                    return Ok(());
+                }
+            };
+            // Rows that need no task (no owner, or one still open), finished together.
+            let mut settled = Vec::new();
+            for (g, contact) in chunk.iter().zip(&contact_ids) {
+                let Op::OwnerTask { user_id, account, summary } = &g.op else { continue };
+                let owner = owners.get(contact).cloned().flatten().filter(|o| !o.is_empty());
+                let last_task = match last.get(contact) {
+                    None => LastTask::None,
+                    Some(Requested::Asked) => LastTask::Asked,
+                    Some(Requested::Made(id)) => LastTask::from_status(statuses.get(id).cloned().flatten().as_deref()),
+                };
+                let mut decision = owner_task(owner.is_some(), last_task);
+                if decision == TaskDecision::LookForAsked {
+                    match self.find_open_task(contact, report).await {
+                        Ok(Some(task)) => {
+                            self.store
+                                .record_owner_tasks(vec![(contact.clone(), task)], Vec::new(), self.clock.now_ms())
+                                .await?;
+                            decision = owner_task(true, LastTask::Open);
+                        }
+                        Ok(None) => decision = owner_task(true, LastTask::None),
+                        Err(e) => {
+                            if !self.failed_call(e, vec![g.clone()], report).await? {
+                                self.finish(settled, report).await?;
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                    }
+                }
+                let Some(owner) = owner.filter(|_| decision == TaskDecision::Create) else {
+                    if decision == TaskDecision::NoOwner {
+                        tracing::info!(contact = %contact, user = %user_id, "contact has no owner; no task created");
+                    }
+                    settled.extend(g.ids.iter().copied());
+                    continue;
+                };
+                let body = task_body(contact, &owner, account, summary, &self.hs_timestamp());
+                // Remember that a task is on its way before asking for it (see above).
+                self.store.ask_owner_task(contact.clone(), self.clock.now_ms()).await?;
+                report.calls += 1;
+                match self.client.send(Method::POST, api::TASKS, &[], Some(&body)).await {
+                    Ok(reply) => {
+                        self.healthy();
+                        match reply.body["id"].as_str() {
+                            Some(task) => {
+                                let now = self.clock.now_ms();
+                                self.store
+                                    .record_owner_tasks(vec![(contact.clone(), task.to_string())], g.ids.clone(), now)
+                                    .await?;
+                            }
+                            // An answer without an id: the task stays asked for, and the next
+                            // pass adopts it from the contact's tasks.
+                            None => self.finish(g.ids.clone(), report).await?,
+                        }
+                        report.tasks += 1;
+                        report.rows_done += g.ids.len();
+                    }
+                    Err(e) => {
+                        if !self.failed_call(e, vec![g.clone()], report).await? {
+                            self.finish(settled, report).await?;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            self.finish(settled, report).await?;
+        }
+        Ok(())
+    }
+
+    /// An open task linehub made for `contact`, found through the contact's associations (which,
+    /// unlike search, are up to date at once).
+    async fn find_open_task(&self, contact: &str, report: &mut DrainReport) -> Result<Option<String>, HubSpotError> {
+        report.calls += 1;
+        let path = format!("{}/{contact}", api::CONTACTS);
+        let reply = self.client.send(Method::GET, &path, &[("associations", "tasks".to_string())], None).await?;
+        let ids = associated_ids(&reply.body, "tasks");
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        report.calls += 1;
+        let body = json!({ "properties": ["hs_task_status", "hs_task_subject"], "inputs": ids });
+        let tasks = self.client.send(Method::POST, &format!("{}/batch/read", api::TASKS), &[], Some(&body)).await?;
+        self.healthy();
+        Ok(tasks.body["results"].as_array().into_iter().flatten().find_map(|t| {
+            let p = &t["properties"];
+            is_open_linehub_task(p["hs_task_subject"].as_str(), p["hs_task_status"].as_str())
+                .then(|| t["id"].as_str().map(str::to_string))
+                .flatten()
+        }))
+    }
+
+    /// `batch/read` of one property of `ids`; absent records map to nothing.
+    async fn read(
+        &self,
+        object: &str,
+        ids: &[String],
+        property: &str,
+        report: &mut DrainReport,
+    ) -> Result<HashMap<String, Option<String>>, HubSpotError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let inputs: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
+        let body = json!({ "properties": [property], "inputs": inputs });
+        report.calls += 1;
+        let reply = self.client.send(Method::POST, &format!("{object}/batch/read"), &[], Some(&body)).await?;
+        self.healthy();
+        Ok(reply.body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                Some((r["id"].as_str()?.to_string(), r["properties"][property].as_str().map(str::to_string)))
+            })
+            .collect())
+    }
+}
+
+/// The task HubSpot is asked to make for `owner` about a message to `account`.
+fn task_body(contact: &str, owner: &str, account: &str, summary: &str, now: &str) -> Value {
+    json!({
+        "properties": {
+            "hs_timestamp": now,
+            "hs_task_subject": task_subject(account),
+            "hs_task_body": truncate(summary, MAX_TASK_BODY),
+            "hubspot_owner_id": owner,
+            "hs_task_status": "NOT_STARTED",
+            "hs_task_priority": "MEDIUM",
+            "hs_task_type": "TODO",
+        },
+        "associations": [{
+            "to": { "id": contact },
+            "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": api::TASK_TO_CONTACT }],
+        }],
+    })
+}
