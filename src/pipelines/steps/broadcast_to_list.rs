@@ -27,7 +27,6 @@
 //! ```
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -36,6 +35,7 @@ use serde_saphyr::Spanned;
 use super::{Checks, Page, Step, StepContext, StepError, is_line_user_id};
 use crate::hubspot::{HubSpotError, api, reads};
 use crate::line::client::{LineError, MessageQuota, SendOutcome};
+use crate::retry::{Backoff, retry};
 use crate::store::Op;
 use crate::sync::properties::{Field, NO};
 
@@ -381,7 +381,8 @@ impl BroadcastToList {
         Ok(StepError::Held(reason))
     }
 
-    /// One multicast, retried with the same key on transient failures.
+    /// One multicast, retried in place with the same key on transient failures (the one retry
+    /// policy's in-call schedule, on the run's clock).
     async fn send(
         &self,
         ctx: &StepContext,
@@ -391,17 +392,17 @@ impl BroadcastToList {
     ) -> Result<SendOutcome, LineError> {
         let token = &ctx.account.channel_access_token;
         let quiet = self.notification_disabled.unwrap_or(false);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match ctx.line.multicast(token, to, messages, quiet, key).await {
-                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
-                    tracing::warn!(pipeline = %ctx.pipeline, account = %ctx.account.id, error = %e, attempt, "multicast failed; retrying with the same retry key");
-                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        retry(
+            ctx.clock.as_ref(),
+            Backoff::IN_CALL,
+            ATTEMPTS,
+            LineError::is_transient,
+            |e, attempt| {
+                tracing::warn!(pipeline = %ctx.pipeline, account = %ctx.account.id, error = %e, attempt, "multicast failed; retrying with the same retry key");
+            },
+            || ctx.line.multicast(token, to, messages, quiet, key),
+        )
+        .await
     }
 }
 
