@@ -13,6 +13,7 @@ pub mod apply;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod http;
 pub mod hubspot;

@@ -1,6 +1,5 @@
 //! The `linehub` command line. Parses arguments and calls the library; nothing else lives here.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -40,12 +39,14 @@ enum Command {
         config: PathBuf,
     },
     /// Run LINE and HubSpot simulators on one listener (for trying linehub and for tests).
+    #[cfg(feature = "sandbox")]
     Sandbox {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8099")]
         listen: std::net::SocketAddr,
     },
     /// Play a short scenario on the built-in sandbox and show what happens in HubSpot.
+    #[cfg(feature = "sandbox")]
     Demo {
         /// Address linehub listens on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -124,11 +125,17 @@ enum OutboxCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo tells its story on stdout; its logs only speak up for problems.
-    init_logging(if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" });
+    #[cfg(feature = "sandbox")]
+    let quiet = matches!(cli.command, Command::Demo { .. });
+    #[cfg(not(feature = "sandbox"))]
+    let quiet = false;
+    init_logging(if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(config))),
+        #[cfg(feature = "sandbox")]
         Command::Sandbox { listen } => runtime().and_then(|rt| rt.block_on(sandbox(listen))),
+        #[cfg(feature = "sandbox")]
         Command::Demo { listen, sandbox_listen, once } => runtime().and_then(|rt| {
             rt.block_on(linehub::demo::run(
                 linehub::demo::DemoOptions { listen, sandbox_listen, once },
@@ -256,7 +263,9 @@ async fn pipeline(command: PipelineCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+#[cfg(feature = "sandbox")]
 async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::Write;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let cfg = linehub_sandbox::SandboxConfig::default();
     // A closed stdout (a supervisor that stopped reading) must not stop the sandbox.
