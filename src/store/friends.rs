@@ -119,4 +119,24 @@ impl Store {
         })
         .await
     }
+
+    /// Friends of account `serial` that are linked to a contact, by user id after `after`:
+    /// (LINE user, contact id), at most `limit`.
+    pub async fn linked_friends(
+        &self,
+        serial: i64,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT f.user_id, l.contact_id FROM friends f JOIN contact_links l ON l.user_id = f.user_id
+                 WHERE f.serial = ?1 AND f.user_id > ?2 ORDER BY f.user_id LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![serial, after.unwrap_or_default(), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
 }

@@ -2,17 +2,19 @@
 //!
 //! What is here: the inbox of accepted webhook events ([`inbox`]), the serial number of each
 //! account ([`accounts`]), what linehub knows per friend ([`friends`]), LINE user → contact links
-//! and owner tasks ([`contacts`]), the outbox of HubSpot writes ([`outbox`]), and pipeline runs
-//! with their checkpoints, broadcast chunks and send holds ([`pipelines`]), and the one-to-one
-//! sends HubSpot asks for ([`sends`]). Times are milliseconds since the Unix epoch, always handed
-//! in by the caller (`now`): the store never reads a clock, so tests that drive time drive it
-//! here too. The store is a leaf: it knows the domain's types ([`crate::sync`]) and nothing else
-//! of linehub. Writes go through one
-//! thread with group commit ([`writer`]) and
-//! `synchronous=FULL`, so a write that has returned survives a crash or power loss; reads use
-//! their own connections and never wait for the writer.
+//! and owner tasks ([`contacts`]), the outbox of HubSpot writes ([`outbox`]), pipeline runs with
+//! their checkpoints ([`pipelines`]), broadcast recipients, chunks and send holds
+//! ([`broadcasts`]), and the one-to-one sends HubSpot asks for ([`sends`]).
+//!
+//! Times are milliseconds since the Unix epoch, always handed in by the caller (`now`): the
+//! store never reads a clock, so tests that drive time drive it here too. The store is a leaf:
+//! it knows the domain's types ([`crate::sync`]) and nothing else of linehub. Writes go through
+//! one thread with group commit ([`writer`]) and `synchronous=FULL`, so a write that has
+//! returned survives a crash or power loss; reads use their own connections and never wait for
+//! the writer.
 
 pub mod accounts;
+pub mod broadcasts;
 mod checkpoint;
 pub mod contacts;
 pub mod friends;
@@ -20,6 +22,7 @@ pub mod inbox;
 mod migrations;
 pub mod outbox;
 pub mod pipelines;
+mod retry_key;
 pub mod sends;
 mod writer;
 

@@ -113,7 +113,7 @@ impl Store {
                     request.contact_id,
                     drafts,
                     request.notification_disabled,
-                    super::pipelines::retry_key(),
+                    super::retry_key::retry_key(),
                     now
                 ],
             )?;
