@@ -14,13 +14,12 @@ use futures_util::StreamExt;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::line::client::{LineClient, Profile};
+use crate::line::limits::PROFILE_CONCURRENCY;
 use crate::store::{AppliedBatch, EventOutcome, Op, Store, StoreError};
 use crate::sync::{self, properties::Field};
 
 /// Events taken per batch.
 const BATCH: usize = 500;
-/// Profile reads in flight at once.
-const PROFILE_CONCURRENCY: usize = 16;
 
 /// Applies pending inbox events for one config.
 pub struct Applier {

@@ -4,8 +4,8 @@
 //! 1. Plan. Page through the list's members, read each contact's `LINE User ID _N` and `LINE
 //!    Follow _N`, and store every recipient once (contacts without an id for this account, and
 //!    those known to have blocked it, are counted and skipped). Then cut the recipients into
-//!    chunks of at most 500 (LINE's multicast limit), each with its own `X-Line-Retry-Key`, all
-//!    stored before the first request leaves.
+//!    chunks of at most 500 (LINE's multicast limit, [`MULTICAST_RECIPIENTS`]), each with its
+//!    own `X-Line-Retry-Key`, all stored before the first request leaves.
 //! 2. Send. Each chunk goes out as one multicast carrying its key. A 200, or a 409 "the retry
 //!    key is already accepted" (an earlier attempt went through), marks the chunk sent in the
 //!    same transaction that queues `LINE Last Broadcast _N` and `LINE Last Broadcast Date _N` for
@@ -36,15 +36,10 @@ use serde_saphyr::Spanned;
 use super::{Checks, Page, Step, StepContext, StepError, is_line_user_id};
 use crate::hubspot::{HubSpotError, api, reads};
 use crate::line::client::{LineError, MessageQuota, SendOutcome};
+use crate::line::limits::{MAX_MESSAGES, MAX_TEXT_UNITS, MULTICAST_RECIPIENTS, RETRY_KEY_SAFE_MS, text_units};
 use crate::store::Op;
 use crate::sync::properties::{Field, NO};
 
-/// LINE's most recipients per multicast.
-pub const CHUNK: usize = 500;
-/// LINE's most messages per request.
-const MAX_MESSAGES: usize = 5;
-/// LINE remembers a retry key for 24 hours; past this, an unknown outcome is not retried.
-const KEY_SAFE_MS: i64 = 23 * 3_600_000;
 /// Attempts per chunk within one run (the same key each time).
 const ATTEMPTS: u32 = 3;
 
@@ -137,12 +132,12 @@ impl Step for BroadcastToList {
         for (i, m) in messages.iter().enumerate() {
             match m {
                 Message::Text(t) => {
-                    let len = t.value.encode_utf16().count();
-                    if t.value.trim().is_empty() || len > 5000 {
+                    let len = text_units(&t.value);
+                    if t.value.trim().is_empty() || len > MAX_TEXT_UNITS {
                         checks.error(
                             t,
                             &format!("messages[{i}].text"),
-                            format!("must hold 1 to 5000 characters, not {len}"),
+                            format!("must hold 1 to {MAX_TEXT_UNITS} characters, not {len}"),
                         );
                     }
                 }
@@ -197,7 +192,7 @@ impl Step for BroadcastToList {
         let messages: Vec<Value> = self.messages.value.iter().map(Message::to_line).collect();
         while let Some(chunk) = ctx.store.broadcast_next_chunk(ctx.run_id, step, ctx.account.id.clone()).await? {
             let now = ctx.clock.now_ms();
-            if chunk.first_attempt_at.is_some_and(|t| now - t > KEY_SAFE_MS) {
+            if chunk.first_attempt_at.is_some_and(|t| now - t > RETRY_KEY_SAFE_MS) {
                 let why = "its outcome is unknown and its retry key has expired; not resent, to never send twice";
                 ctx.store
                     .broadcast_chunk_failed(ctx.run_id, step, ctx.account.id.clone(), chunk.chunk, why.into(), true)
@@ -283,7 +278,14 @@ impl BroadcastToList {
         let text = ctx.checkpoint_text(&*cursor);
         let chunks = ctx
             .store
-            .broadcast_make_chunks(ctx.run_id, step, ctx.account.id.clone(), CHUNK, text, ctx.clock.now_ms())
+            .broadcast_make_chunks(
+                ctx.run_id,
+                step,
+                ctx.account.id.clone(),
+                MULTICAST_RECIPIENTS,
+                text,
+                ctx.clock.now_ms(),
+            )
             .await?;
         let progress = ctx.store.broadcast_progress(ctx.run_id, step, ctx.account.id.clone()).await?;
         ctx.report.count("recipients", progress.recipients);
@@ -348,7 +350,7 @@ impl BroadcastToList {
         }
         let n = seen.len() as u64;
         ctx.report.count("recipients", n);
-        ctx.report.count("chunks", n.div_ceil(CHUNK as u64));
+        ctx.report.count("chunks", n.div_ceil(MULTICAST_RECIPIENTS as u64));
         ctx.report.count("quota_needed", n);
         if let Some(left) = self.quota_left(ctx).await? {
             ctx.report.count("quota_left", left);

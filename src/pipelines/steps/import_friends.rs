@@ -23,10 +23,8 @@ use serde_saphyr::Spanned;
 
 use super::{Checks, Page, Step, StepContext, StepError, link_properties};
 use crate::line::client::LineError;
+use crate::line::limits::FOLLOWERS_PAGE;
 use crate::store::Op;
-
-/// LINE's largest followers page.
-const MAX_PAGE: u32 = 1000;
 
 /// The `with:` block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,11 +51,11 @@ impl Step for ImportFriends {
     const KIND: &'static str = "import_friends";
 
     fn check(&self, checks: &mut Checks<'_>) {
-        checks.range(self.page_size.as_ref(), "page_size", 1, MAX_PAGE);
+        checks.range(self.page_size.as_ref(), "page_size", 1, FOLLOWERS_PAGE);
     }
 
     async fn run(&self, ctx: &mut StepContext) -> Result<(), StepError> {
-        let page_size = self.page_size.as_ref().map_or(MAX_PAGE, |p| p.value);
+        let page_size = self.page_size.as_ref().map_or(FOLLOWERS_PAGE, |p| p.value);
         let (profiles, refresh) = (self.profiles.unwrap_or(true), self.refresh.unwrap_or(false));
         let mut cursor: Cursor = ctx.cursor().unwrap_or_default();
         let token = ctx.account.channel_access_token.clone();

@@ -33,6 +33,7 @@ use crate::clock::Clock;
 use crate::config::{Account, Config, ConfigError};
 use crate::hubspot::{HubSpotClient, HubSpotError};
 use crate::line::client::{LineClient, LineError, Profile};
+use crate::line::limits::PROFILE_CONCURRENCY;
 use crate::store::pipelines::PipelineCommit;
 use crate::store::{Op, Store, StoreError};
 use crate::sync::FriendState;
@@ -40,8 +41,6 @@ use crate::sync::properties::{Field, YES};
 
 /// How many per-contact samples a report keeps of each kind (linked, malformed, …).
 pub const SAMPLES: usize = 5;
-/// LINE profile reads in flight at once.
-pub const PROFILE_CONCURRENCY: usize = 16;
 
 /// One kind of pipeline step.
 pub trait Step {
