@@ -33,11 +33,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError, is_line_user_id};
+use super::{Checks, Page, Step, StepContext, StepError};
 use crate::hubspot::{HubSpotError, api, reads};
 use crate::line::client::{LineError, MessageQuota, SendOutcome};
 use crate::line::limits::{MAX_MESSAGES, MAX_TEXT_UNITS, MULTICAST_RECIPIENTS, RETRY_KEY_SAFE_MS, text_units};
 use crate::store::Op;
+use crate::sync::broadcast::last_broadcast_properties;
+use crate::sync::link::is_line_user_id;
 use crate::sync::properties::{Field, NO};
 
 /// Attempts per chunk within one run (the same key each time).
@@ -236,17 +238,11 @@ impl Step for BroadcastToList {
             pending = pending.saturating_sub(n);
             ctx.report.count("sent_chunks", 1);
             ctx.report.count("sent_recipients", n);
-            let today = ctx.today();
+            let properties = last_broadcast_properties(ctx.serial, &ctx.pipeline, ctx.clock.now_ms());
             let mut page = Page { chunk_sent: Some(chunk.chunk), ..Page::default() };
             for (user, contact) in chunk.recipients {
-                let properties = [
-                    (ctx.property(Field::LastBroadcast), ctx.pipeline.clone()),
-                    (ctx.property(Field::LastBroadcastDate), today.clone()),
-                ]
-                .into_iter()
-                .collect();
                 page.links.push((user.clone(), contact));
-                page.ops.push(Op::Contact { user_id: user, properties, create: false });
+                page.ops.push(Op::Contact { user_id: user, properties: properties.clone(), create: false });
             }
             ctx.commit(&cursor, page).await?;
         }

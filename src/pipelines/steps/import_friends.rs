@@ -21,10 +21,11 @@
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError, link_properties};
-use crate::line::client::LineError;
+use super::{Checks, Page, Step, StepContext, StepError};
+use crate::line::client::{LineError, Profile};
 use crate::line::limits::FOLLOWERS_PAGE;
 use crate::store::Op;
+use crate::sync::link::link_properties;
 
 /// The `with:` block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,7 +93,14 @@ impl Step for ImportFriends {
                     continue;
                 }
                 let state = states.get(&user).cloned().unwrap_or_default();
-                let (props, next) = link_properties(ctx.serial, &user, profile.as_ref(), &state, None, now);
+                let (props, next) = link_properties(
+                    ctx.serial,
+                    &user,
+                    profile.as_ref().map(Profile::contact_fields),
+                    &state,
+                    None,
+                    now,
+                );
                 ctx.report.count("queued", 1);
                 ctx.report.sample("queued", || {
                     let set: Vec<String> = props.iter().map(|(k, v)| format!("{k}={v}")).collect();

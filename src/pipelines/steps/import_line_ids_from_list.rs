@@ -22,9 +22,10 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError, diff, is_line_user_id, link_properties};
+use super::{Checks, Page, Step, StepContext, StepError, diff};
 use crate::hubspot::{HubSpotError, api, reads};
 use crate::store::Op;
+use crate::sync::link::{is_line_user_id, link_properties};
 use crate::sync::properties::Field;
 
 /// The `with:` block.
@@ -151,7 +152,7 @@ impl ImportLineIdsFromList {
             };
             let state = states.get(&user).cloned().unwrap_or_default();
             let sync = contact.properties.get(&ctx.property(Field::IdSyncDate)).map(String::as_str);
-            let (props, next) = link_properties(ctx.serial, &user, Some(&profile), &state, sync, now);
+            let (props, next) = link_properties(ctx.serial, &user, Some(profile.contact_fields()), &state, sync, now);
             let changes = diff(&contact.properties, &props);
             if !links.contains_key(&user) {
                 page.links.push((user.clone(), contact.id.clone()));

@@ -37,7 +37,7 @@ use crate::line::limits::PROFILE_CONCURRENCY;
 use crate::store::pipelines::PipelineCommit;
 use crate::store::{Op, Store, StoreError};
 use crate::sync::FriendState;
-use crate::sync::properties::{Field, YES};
+use crate::sync::properties::Field;
 
 /// How many per-contact samples a report keeps of each kind (linked, malformed, …).
 pub const SAMPLES: usize = 5;
@@ -394,46 +394,6 @@ impl StepContext {
     }
 }
 
-/// True for a LINE user id: `U` and 32 lower-case hex digits.
-pub fn is_line_user_id(s: &str) -> bool {
-    s.len() == 33 && s.starts_with('U') && s[1..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The properties that link a friend to a contact (`LINE User ID/Name/Picture/Follow/ID Sync
-/// Date _N`), and the friend's state after linking at `now`. The sync date is kept when linehub
-/// or HubSpot (`existing_sync_date`) already has one.
-pub fn link_properties(
-    serial: i64,
-    user: &str,
-    profile: Option<&Profile>,
-    state: &FriendState,
-    existing_sync_date: Option<&str>,
-    now: i64,
-) -> (BTreeMap<String, String>, FriendState) {
-    let mut props = BTreeMap::new();
-    let mut next = state.clone();
-    props.insert(Field::UserId.name(serial), user.to_string());
-    props.insert(Field::Follow.name(serial), YES.to_string());
-    if let Some(p) = profile {
-        props.insert(Field::UserName.name(serial), p.display_name.clone());
-        if let Some(url) = &p.picture_url {
-            props.insert(Field::UserPicture.name(serial), url.clone());
-        }
-        next.profile_fetched = true;
-    }
-    match (state.synced_on.as_deref(), existing_sync_date) {
-        (Some(day), _) | (None, Some(day)) => next.synced_on = Some(day.to_string()),
-        (None, None) => {
-            let day = crate::sync::rules::day_of(now);
-            props.insert(Field::IdSyncDate.name(serial), day.clone());
-            next.synced_on = Some(day);
-        }
-    }
-    next.following = Some(true);
-    next.follow_ts = Some(next.follow_ts.map_or(now, |t| t.max(now)));
-    (props, next)
-}
-
 /// `name: old → new, …` for the properties that would change; empty when none would.
 pub fn diff(current: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> String {
     new.iter()
@@ -475,32 +435,5 @@ mod tests {
         for kind in KINDS {
             assert!(used.contains(kind), "no example in pipelines/ uses `{kind}`");
         }
-    }
-
-    #[test]
-    fn line_user_ids_are_u_and_32_lower_case_hex_digits() {
-        assert!(is_line_user_id(&format!("U{}", "0a".repeat(16))));
-        assert!(!is_line_user_id(&format!("U{}", "0A".repeat(16))));
-        assert!(!is_line_user_id("U123"));
-        assert!(!is_line_user_id(&format!("C{}", "0".repeat(32))));
-    }
-
-    #[test]
-    fn linking_keeps_an_existing_sync_date_and_marks_the_friend_following() {
-        let profile = Profile {
-            display_name: "Sato".into(),
-            user_id: "U1".into(),
-            picture_url: None,
-            status_message: None,
-            language: None,
-        };
-        let (props, state) = link_properties(2, "U1", Some(&profile), &FriendState::default(), Some("2024-01-02"), 5);
-        assert!(!props.contains_key("line_id_sync_date_2"));
-        assert_eq!(props["line_user_name_2"], "Sato");
-        assert_eq!(props["line_follow_2"], "Yes");
-        assert_eq!(state.synced_on.as_deref(), Some("2024-01-02"));
-        assert_eq!(state.following, Some(true));
-        let (props, _) = link_properties(2, "U1", None, &FriendState::default(), None, 0);
-        assert_eq!(props["line_id_sync_date_2"], "1970-01-01");
     }
 }
