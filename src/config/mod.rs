@@ -8,7 +8,6 @@
 //! (see [`crate::pipelines::spec`]), so a config and its pipelines are always accepted together;
 //! [`watch`] notices when either changes on disk.
 
-mod error;
 mod load;
 mod raw;
 mod secret;
@@ -18,8 +17,8 @@ pub mod watch;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use error::{ConfigError, ConfigErrors};
-pub use load::{load, load_str, parse_yaml};
+pub use crate::yaml::{ConfigError, ConfigErrors, parse_yaml};
+pub use load::{load, load_str};
 pub use secret::{ExpandError, Secret, expand_env, expand_with};
 
 /// A checked configuration. Build one with [`load`] or [`load_str`].

@@ -24,7 +24,8 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::steps::{Checks, StepSpec};
-use crate::config::{Account, ConfigError, ConfigErrors, parse_yaml};
+use crate::config::Account;
+use crate::yaml::{ConfigError, ConfigErrors, parse_yaml};
 
 /// One pipeline file as written.
 #[derive(Debug, Deserialize)]
@@ -115,10 +116,6 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-fn error<T>(file: &Path, at: &Spanned<T>, field: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::at(file, at.referenced.line(), at.referenced.column(), field, message)
-}
-
 /// Checks one parsed file against the accounts of `config.yaml`.
 pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipeline, ConfigErrors> {
     let mut errors = Vec::new();
@@ -126,7 +123,12 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
     let name = match &raw.name {
         Some(n) => {
             if !valid_name(&n.value) {
-                errors.push(error(file, n, "name", format!("`{}` must be 1-64 of a-z, 0-9, `-`, `_`", n.value)));
+                errors.push(ConfigError::at_span(
+                    file,
+                    n,
+                    "name",
+                    format!("`{}` must be 1-64 of a-z, 0-9, `-`, `_`", n.value),
+                ));
             }
             n.value.clone()
         }
@@ -143,11 +145,11 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
     let schedule = raw.schedule.as_ref().and_then(|s| match Schedule::new(&s.cron.value, &s.time_zone.value) {
         Ok(schedule) => Some(schedule),
         Err((true, message)) => {
-            errors.push(error(file, &s.cron, "schedule.cron", message));
+            errors.push(ConfigError::at_span(file, &s.cron, "schedule.cron", message));
             None
         }
         Err((false, message)) => {
-            errors.push(error(file, &s.time_zone, "schedule.time_zone", message));
+            errors.push(ConfigError::at_span(file, &s.time_zone, "schedule.time_zone", message));
             None
         }
     });
@@ -158,14 +160,14 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
         let field = format!("accounts[{i}]");
         if !accounts.iter().any(|acc| acc.id == a.value) {
             let known: Vec<&str> = accounts.iter().map(|acc| acc.id.as_str()).collect();
-            errors.push(error(
+            errors.push(ConfigError::at_span(
                 file,
                 a,
                 &field,
                 format!("no account `{}` in config.yaml (accounts: {})", a.value, known.join(", ")),
             ));
         } else if raw.accounts[..i].iter().any(|b| b.value == a.value) {
-            errors.push(error(file, a, &field, format!("`{}` is listed twice", a.value)));
+            errors.push(ConfigError::at_span(file, a, &field, format!("`{}` is listed twice", a.value)));
         }
     }
     if raw.steps.is_empty() {

@@ -30,7 +30,7 @@ use serde_saphyr::Spanned;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::config::{Account, Config, ConfigError};
+use crate::config::{Account, Config};
 use crate::hubspot::{HubSpotClient, HubSpotError};
 use crate::line::client::{LineClient, LineError, Profile};
 use crate::line::limits::PROFILE_CONCURRENCY;
@@ -38,6 +38,7 @@ use crate::store::pipelines::PipelineCommit;
 use crate::store::{Op, Store, StoreError};
 use crate::sync::FriendState;
 use crate::sync::properties::Field;
+use crate::yaml::ConfigError;
 
 /// How many per-contact samples a report keeps of each kind (linked, malformed, …).
 pub const SAMPLES: usize = 5;
@@ -130,9 +131,8 @@ impl<'a> Checks<'a> {
 
     /// Records that `field` (relative to the step, located by `at`) is wrong.
     pub fn error<T>(&mut self, at: &Spanned<T>, field: &str, message: impl Into<String>) {
-        let loc = at.referenced;
         let field = format!("{}.{field}", self.prefix);
-        self.errors.push(ConfigError::at(self.file, loc.line(), loc.column(), field, message));
+        self.errors.push(ConfigError::at_span(self.file, at, field, message));
     }
 
     /// Checks that an optional number lies in `min..=max`.
