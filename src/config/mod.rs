@@ -7,6 +7,10 @@
 //! names file, line and field. The pipelines of `pipelines_dir` are loaded and checked with it
 //! (see [`crate::pipelines::spec`]), so a config and its pipelines are always accepted together;
 //! [`watch`] notices when either changes on disk.
+//!
+//! Dependencies point one way: config loads and holds the pipelines; the pipeline model knows
+//! accounts only by id ([`crate::pipelines::spec::AccountId`]) and shares the located errors of
+//! [`crate::yaml`], never this module.
 
 mod load;
 mod raw;
@@ -136,6 +140,12 @@ pub struct Account {
     pub channel_access_token: Secret,
     /// Inactive accounts keep their data and serial but take no webhooks.
     pub active: bool,
+}
+
+impl crate::pipelines::spec::AccountId for Account {
+    fn account_id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// The connector plan; it caps the number of active accounts.

@@ -24,7 +24,6 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::steps::{Checks, StepSpec};
-use crate::config::Account;
 use crate::yaml::{ConfigError, ConfigErrors, parse_yaml};
 
 /// One pipeline file as written.
@@ -108,6 +107,26 @@ pub struct Pipeline {
     pub fingerprint: String,
 }
 
+/// An account a pipeline may name, seen by its id alone. The pipeline model checks names against
+/// `config.yaml`'s accounts through this, so it does not depend on the config module (which
+/// loads pipelines, and implements this for its accounts).
+pub trait AccountId {
+    /// The id pipelines name the account by.
+    fn account_id(&self) -> &str;
+}
+
+impl AccountId for String {
+    fn account_id(&self) -> &str {
+        self
+    }
+}
+
+impl AccountId for &str {
+    fn account_id(&self) -> &str {
+        self
+    }
+}
+
 /// Pipeline names appear on the command line and in logs.
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -117,7 +136,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Checks one parsed file against the accounts of `config.yaml`.
-pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipeline, ConfigErrors> {
+pub fn check<A: AccountId>(raw: RawPipeline, file: &Path, accounts: &[A]) -> Result<Pipeline, ConfigErrors> {
     let mut errors = Vec::new();
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
     let name = match &raw.name {
@@ -158,8 +177,8 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
     }
     for (i, a) in raw.accounts.iter().enumerate() {
         let field = format!("accounts[{i}]");
-        if !accounts.iter().any(|acc| acc.id == a.value) {
-            let known: Vec<&str> = accounts.iter().map(|acc| acc.id.as_str()).collect();
+        if !accounts.iter().any(|acc| acc.account_id() == a.value) {
+            let known: Vec<&str> = accounts.iter().map(AccountId::account_id).collect();
             errors.push(ConfigError::at_span(
                 file,
                 a,
@@ -196,20 +215,20 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
 }
 
 /// Parses and checks one pipeline file.
-pub fn load_file(file: &Path, accounts: &[Account]) -> Result<Pipeline, ConfigErrors> {
+pub fn load_file<A: AccountId>(file: &Path, accounts: &[A]) -> Result<Pipeline, ConfigErrors> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ConfigErrors::one(ConfigError::whole_file(file, format!("cannot read the pipeline file: {e}"))))?;
     load_str(file, &text, accounts)
 }
 
 /// Parses and checks pipeline text as if it were read from `file`.
-pub fn load_str(file: &Path, text: &str, accounts: &[Account]) -> Result<Pipeline, ConfigErrors> {
+pub fn load_str<A: AccountId>(file: &Path, text: &str, accounts: &[A]) -> Result<Pipeline, ConfigErrors> {
     check(parse_yaml(file, text)?, file, accounts)
 }
 
 /// Loads every `*.yaml` / `*.yml` file of `dir` (in name order), checked against `accounts`.
 /// A missing directory means no pipelines; any problem in any file fails the whole load.
-pub fn load_dir(dir: &Path, accounts: &[Account]) -> Result<Vec<Pipeline>, ConfigErrors> {
+pub fn load_dir<A: AccountId>(dir: &Path, accounts: &[A]) -> Result<Vec<Pipeline>, ConfigErrors> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
