@@ -23,7 +23,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
-use super::steps::{Checks, StepSpec};
+use super::checks::Checks;
+use super::steps::StepSpec;
 use crate::yaml::{ConfigError, ConfigErrors, parse_yaml};
 
 /// One pipeline file as written.
@@ -201,7 +202,11 @@ pub fn check<A: AccountId>(raw: RawPipeline, file: &Path, accounts: &[A]) -> Res
         return Err(ConfigErrors(errors));
     }
     let accounts: Vec<String> = raw.accounts.into_iter().map(|a| a.value).collect();
-    let digest = Sha256::digest(serde_json::to_vec(&(&accounts, &raw.steps)).unwrap_or_default());
+    // An empty digest would let every pipeline resume every other's run: refuse instead.
+    let definition = serde_json::to_vec(&(&accounts, &raw.steps)).map_err(|e| {
+        ConfigErrors::one(ConfigError::whole_file(file, format!("cannot fingerprint the pipeline's steps: {e}")))
+    })?;
+    let digest = Sha256::digest(definition);
     let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
     Ok(Pipeline {
         name,

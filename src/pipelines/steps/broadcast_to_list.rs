@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError};
+use super::{Step, StepError};
+use crate::pipelines::{Checks, Page, StepContext};
 use crate::hubspot::{HubSpotError, api, reads};
 use crate::line::client::{LineError, MessageQuota, SendOutcome};
 use crate::line::limits::{MAX_MESSAGES, MAX_TEXT_UNITS, MULTICAST_RECIPIENTS, RETRY_KEY_SAFE_MS, text_units};
@@ -176,7 +177,7 @@ impl Step for BroadcastToList {
         if ctx.dry_run {
             return self.preview(ctx).await;
         }
-        let mut cursor: Cursor = ctx.cursor().unwrap_or_default();
+        let mut cursor: Cursor = ctx.cursor()?.unwrap_or_default();
         let step = ctx.step as i64;
         if !cursor.sending {
             self.plan(ctx, &mut cursor).await?;
@@ -258,7 +259,7 @@ impl BroadcastToList {
             let (recipients, after) = self.recipients_page(ctx, cursor.after.as_deref()).await?;
             cursor.listed = after.is_none();
             cursor.after = after;
-            let text = ctx.checkpoint_text(&*cursor);
+            let text = ctx.checkpoint_text(&*cursor)?;
             ctx.store
                 .broadcast_add_recipients(
                     ctx.run_id,
@@ -271,7 +272,7 @@ impl BroadcastToList {
                 .await?;
         }
         cursor.sending = true;
-        let text = ctx.checkpoint_text(&*cursor);
+        let text = ctx.checkpoint_text(&*cursor)?;
         let chunks = ctx
             .store
             .broadcast_make_chunks(

@@ -21,7 +21,8 @@
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError};
+use super::{Step, StepError};
+use crate::pipelines::{Checks, Page, StepContext};
 use crate::line::client::{LineError, Profile};
 use crate::line::limits::FOLLOWERS_PAGE;
 use crate::store::Op;
@@ -58,7 +59,7 @@ impl Step for ImportFriends {
     async fn run(&self, ctx: &mut StepContext) -> Result<(), StepError> {
         let page_size = self.page_size.as_ref().map_or(FOLLOWERS_PAGE, |p| p.value);
         let (profiles, refresh) = (self.profiles.unwrap_or(true), self.refresh.unwrap_or(false));
-        let mut cursor: Cursor = ctx.cursor().unwrap_or_default();
+        let mut cursor: Cursor = ctx.cursor()?.unwrap_or_default();
         let token = ctx.account.channel_access_token.clone();
         loop {
             let friends = ctx

@@ -15,7 +15,8 @@
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError};
+use super::{Step, StepError};
+use crate::pipelines::{Checks, Page, StepContext};
 use crate::hubspot::{api, reads};
 use crate::store::Op;
 use crate::sync::link::{follow_value, observe_follow};
@@ -45,7 +46,7 @@ impl Step for ReconcileFollowStatus {
 
     async fn run(&self, ctx: &mut StepContext) -> Result<(), StepError> {
         let size = self.page_size.as_ref().map_or(api::BATCH_LIMIT, |p| p.value as usize);
-        let mut cursor: Cursor = ctx.cursor().unwrap_or_default();
+        let mut cursor: Cursor = ctx.cursor()?.unwrap_or_default();
         let follow = ctx.property(Field::Follow);
         loop {
             let linked = ctx.store.linked_friends(ctx.serial, cursor.after.clone(), size).await?;
