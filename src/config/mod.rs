@@ -8,9 +8,10 @@
 //! (see [`crate::pipelines::spec`]), so a config and its pipelines are always accepted together;
 //! [`watch`] notices when either changes on disk.
 //!
-//! Dependencies point one way: config loads and holds the pipelines; the pipeline model knows
-//! accounts only by id ([`crate::pipelines::spec::AccountId`]) and shares the located errors of
-//! [`crate::yaml`], never this module.
+//! Loading points one way: config loads and holds the pipelines, while the pipeline model
+//! ([`crate::pipelines::spec`] and the step checks) knows accounts only by id
+//! ([`crate::pipelines::spec::AccountId`]) and shares the located errors of [`crate::yaml`]
+//! instead of importing this module. Only running a pipeline reads the checked [`Config`].
 
 mod load;
 mod raw;

@@ -412,7 +412,7 @@ mod tests {
 
     fn problems(yaml: &str) -> Vec<String> {
         let file = Path::new("sale.yaml");
-        let step: BroadcastToList = crate::config::parse_yaml(file, yaml).unwrap_or_else(|e| panic!("{e}"));
+        let step: BroadcastToList = crate::yaml::parse_yaml(file, yaml).unwrap_or_else(|e| panic!("{e}"));
         let mut checks = Checks::new(file, "steps[0].broadcast_to_list".into());
         step.check(&mut checks);
         checks.into_errors().iter().map(ToString::to_string).collect()
@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn messages_become_line_message_objects() {
         let file = Path::new("sale.yaml");
-        let step: BroadcastToList = crate::config::parse_yaml(
+        let step: BroadcastToList = crate::yaml::parse_yaml(
             file,
             "list_id: \"1\"\nmessages:\n  - text: セール\n  - sticker: { package_id: \"446\", sticker_id: \"1988\" }\n",
         )
