@@ -1,4 +1,4 @@
-//! The step registry: one file per step kind, one trait, one line each in [`steps!`].
+//! The step registry: one file per step kind, one trait, one line each in `steps!`.
 //!
 //! To add a step kind `frobnicate`: write `frobnicate.rs` here with its `with:` struct
 //! `Frobnicate` (`#[serde(deny_unknown_fields)]`, documented field by field: that is the user
