@@ -14,13 +14,12 @@ use futures_util::StreamExt;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::line::client::{LineClient, Profile};
+use crate::line::limits::PROFILE_CONCURRENCY;
 use crate::store::{AppliedBatch, EventOutcome, Op, Store, StoreError};
-use crate::sync::{self, properties::Field};
+use crate::sync;
 
 /// Events taken per batch.
 const BATCH: usize = 500;
-/// Profile reads in flight at once.
-const PROFILE_CONCURRENCY: usize = 16;
 
 /// Applies pending inbox events for one config.
 pub struct Applier {
@@ -87,10 +86,7 @@ impl Applier {
             match profile {
                 Ok(Some(p)) => {
                     if let Some(Op::Contact { properties, .. }) = batch.ops.get_mut(*op_index) {
-                        properties.insert(Field::UserName.name(*serial), p.display_name);
-                        if let Some(url) = p.picture_url {
-                            properties.insert(Field::UserPicture.name(*serial), url);
-                        }
+                        properties.extend(sync::link::profile_properties(*serial, p.contact_fields()));
                     }
                 }
                 // 404: not a friend any more, or no consent; the contact still gets the user id.

@@ -4,7 +4,8 @@
 //! it is acknowledged, and is then turned into HubSpot contact state. [`config`] is the one YAML
 //! file that says which accounts exist; [`pipelines`] are the scheduled jobs defined beside it;
 //! [`sends`] carries out the LINE messages HubSpot workflows ask for;
-//! [`daemon`] wires the pieces into the running service.
+//! [`daemon`] wires the pieces into the running service; [`yaml`] reads both kinds of file with
+//! positions, so every error names file, line and field.
 //! This crate is the library behind the `linehub` binary; the binary only parses arguments.
 
 #![warn(missing_docs)]
@@ -23,3 +24,4 @@ pub mod retry;
 pub mod sends;
 pub mod store;
 pub mod sync;
+pub mod yaml;

@@ -7,8 +7,12 @@
 //! names file, line and field. The pipelines of `pipelines_dir` are loaded and checked with it
 //! (see [`crate::pipelines::spec`]), so a config and its pipelines are always accepted together;
 //! [`watch`] notices when either changes on disk.
+//!
+//! Loading points one way: config loads and holds the pipelines, while the pipeline model
+//! ([`crate::pipelines::spec`] and the step checks) knows accounts only by id
+//! ([`crate::pipelines::spec::AccountId`]) and shares the located errors of [`crate::yaml`]
+//! instead of importing this module. Only running a pipeline reads the checked [`Config`].
 
-mod error;
 mod load;
 mod raw;
 mod secret;
@@ -18,8 +22,8 @@ pub mod watch;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use error::{ConfigError, ConfigErrors};
-pub use load::{load, load_str, parse_yaml};
+pub use crate::yaml::{ConfigError, ConfigErrors, parse_yaml};
+pub use load::{load, load_str};
 pub use secret::{ExpandError, Secret, expand_env, expand_with};
 
 /// A checked configuration. Build one with [`load`] or [`load_str`].
@@ -137,6 +141,12 @@ pub struct Account {
     pub channel_access_token: Secret,
     /// Inactive accounts keep their data and serial but take no webhooks.
     pub active: bool,
+}
+
+impl crate::pipelines::spec::AccountId for Account {
+    fn account_id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// The connector plan; it caps the number of active accounts.

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use super::error::{ConfigError, ConfigErrors};
 use super::raw::{RawAccount, RawConfig};
 use super::secret::{Secret, expand_with};
 use super::{Account, Config, HubSpotConfig, LineConfig, PlanTier, ServerConfig, StoreConfig};
+use crate::yaml::{ConfigError, ConfigErrors};
 
 /// Default request body limit: LINE sends at most a few hundred KB; 1 MiB leaves headroom.
 const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -27,8 +27,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn error<T>(&mut self, at: &Spanned<T>, field: &str, message: impl Into<String>) {
-        let loc = at.referenced;
-        self.errors.push(ConfigError::at(self.file, loc.line(), loc.column(), field, message));
+        self.errors.push(ConfigError::at_span(self.file, at, field, message));
     }
 
     /// Expands `${ENV}` in a string value; `None` (after recording why) when it cannot.

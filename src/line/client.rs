@@ -35,6 +35,13 @@ pub struct Profile {
     pub language: Option<String>,
 }
 
+impl Profile {
+    /// The parts of the profile that become contact properties, as the domain rules take them.
+    pub fn contact_fields(&self) -> crate::sync::LineProfile<'_> {
+        crate::sync::LineProfile { name: &self.display_name, picture: self.picture_url.as_deref() }
+    }
+}
+
 /// One page of an account's friends.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -2,5 +2,6 @@
 //! and LINE Login.
 
 pub mod client;
+pub mod limits;
 pub mod signature;
 pub mod webhook;

@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::steps::{Checkpoint, SavedOutcome, StepContext, StepError, StepReport};
+use super::checkpoint::{Checkpoint, SavedOutcome};
+use super::context::StepContext;
+use super::report::StepReport;
+use super::steps::StepError;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::hubspot::HubSpotClient;
@@ -212,8 +215,8 @@ impl Runner {
             tracing::warn!(pipeline = name, run = old, "an interrupted run was abandoned: the pipeline changed since");
         }
         let resumed = claim.resumed.is_some();
-        let checkpoint: Checkpoint =
-            claim.resumed.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        // A checkpoint that cannot be read fails the run below: starting over could do work twice.
+        let checkpoint = claim.resumed.as_deref().map(Checkpoint::decode).transpose();
         tracing::info!(pipeline = name, run = claim.run_id, dry_run, resumed, "pipeline started");
         let mut report = RunReport {
             run_id: claim.run_id,
@@ -224,7 +227,10 @@ impl Runner {
             steps: Vec::new(),
             error: None,
         };
-        let work = self.steps(&config, &pipeline, claim.run_id, dry_run, checkpoint, &mut report);
+        let work = async {
+            let checkpoint = checkpoint?.unwrap_or_default();
+            self.steps(&config, &pipeline, claim.run_id, dry_run, checkpoint, &mut report).await
+        };
         let result = if dry_run {
             work.await
         } else {
@@ -355,11 +361,62 @@ impl Runner {
                 done.push(saved);
                 if !dry_run {
                     let next = Checkpoint { step: i, account: j + 1, cursor: None, outcomes: done.clone() };
-                    let text = serde_json::to_string(&next).unwrap_or_default();
+                    let text = next.encode()?;
                     self.store.save_checkpoint(run_id, text, self.clock.now_ms()).await?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::clock::SystemClock;
+
+    /// A config with one account and one pipeline, its store in `dir`.
+    fn config(dir: &Path) -> Config {
+        let yaml = format!(
+            "server: {{ listen: \"127.0.0.1:0\", public_base_url: \"https://linehub.test\" }}\n\
+             store: {{ path: \"{}\" }}\nplan: starter\nhubspot: {{ token: \"t\", base_url: \"http://127.0.0.1:9\" }}\n\
+             line: {{ api_base_url: \"http://127.0.0.1:9\" }}\n\
+             accounts:\n  - {{ id: tokyo, channel_secret: \"s\", channel_access_token: \"t\" }}\n",
+            dir.join("linehub.db").display()
+        );
+        let mut config = crate::config::load_str(&dir.join("config.yaml"), &yaml).unwrap_or_else(|e| panic!("{e}"));
+        let pipeline = "accounts: [tokyo]\nsteps:\n  - reconcile_follow_status: {}\n";
+        let pipeline = super::super::spec::load_str(&dir.join("nightly.yaml"), pipeline, &config.accounts)
+            .unwrap_or_else(|e| panic!("{e}"));
+        config.pipelines.push(pipeline);
+        config
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_checkpoint_cannot_be_read_fails_and_says_so_instead_of_starting_over() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = config(dir.path());
+        let store = Store::open(&config.store.path).unwrap_or_else(|e| panic!("{e}"));
+        let fingerprint = config.pipelines[0].fingerprint.clone();
+        let ClaimOutcome::Claimed(first) = store
+            .claim_run("nightly", &fingerprint, "1-crashed", 0, LEASE_MS, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        else {
+            panic!("the first claim is refused");
+        };
+        store.save_checkpoint(first.run_id, "{\"step\": \"two\"".into(), 1).await.unwrap_or_else(|e| panic!("{e}"));
+        store.finish_run(first.run_id, RunState::Failed, "{}".into(), None, 2).await.unwrap_or_else(|e| panic!("{e}"));
+
+        let line = LineClient::new(&config.line.api_base_url).unwrap_or_else(|e| panic!("{e}"));
+        let hubspot = HubSpotClient::from_config(&config.hubspot).unwrap_or_else(|e| panic!("{e}"));
+        let runner = Runner::new(store, line, hubspot, Arc::new(SystemClock), Arc::new(Notify::new()), None);
+        let report = runner.run(Arc::new(config), "nightly", false).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((report.run_id, report.resumed, report.state), (first.run_id, true, RunState::Failed));
+        let error = report.error.unwrap_or_default();
+        assert!(error.contains("checkpoint of the interrupted run cannot be read"), "{error}");
+        assert!(report.steps.is_empty(), "no step ran: {:?}", report.steps);
     }
 }

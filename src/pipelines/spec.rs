@@ -23,8 +23,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
-use super::steps::{Checks, StepSpec};
-use crate::config::{Account, ConfigError, ConfigErrors, parse_yaml};
+use super::checks::Checks;
+use super::steps::StepSpec;
+use crate::yaml::{ConfigError, ConfigErrors, parse_yaml};
 
 /// One pipeline file as written.
 #[derive(Debug, Deserialize)]
@@ -107,6 +108,26 @@ pub struct Pipeline {
     pub fingerprint: String,
 }
 
+/// An account a pipeline may name, seen by its id alone. The pipeline model checks names against
+/// `config.yaml`'s accounts through this, so it does not depend on the config module (which
+/// loads pipelines, and implements this for its accounts).
+pub trait AccountId {
+    /// The id pipelines name the account by.
+    fn account_id(&self) -> &str;
+}
+
+impl AccountId for String {
+    fn account_id(&self) -> &str {
+        self
+    }
+}
+
+impl AccountId for &str {
+    fn account_id(&self) -> &str {
+        self
+    }
+}
+
 /// Pipeline names appear on the command line and in logs.
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -115,18 +136,19 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-fn error<T>(file: &Path, at: &Spanned<T>, field: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::at(file, at.referenced.line(), at.referenced.column(), field, message)
-}
-
 /// Checks one parsed file against the accounts of `config.yaml`.
-pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipeline, ConfigErrors> {
+pub fn check<A: AccountId>(raw: RawPipeline, file: &Path, accounts: &[A]) -> Result<Pipeline, ConfigErrors> {
     let mut errors = Vec::new();
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
     let name = match &raw.name {
         Some(n) => {
             if !valid_name(&n.value) {
-                errors.push(error(file, n, "name", format!("`{}` must be 1-64 of a-z, 0-9, `-`, `_`", n.value)));
+                errors.push(ConfigError::at_span(
+                    file,
+                    n,
+                    "name",
+                    format!("`{}` must be 1-64 of a-z, 0-9, `-`, `_`", n.value),
+                ));
             }
             n.value.clone()
         }
@@ -143,11 +165,11 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
     let schedule = raw.schedule.as_ref().and_then(|s| match Schedule::new(&s.cron.value, &s.time_zone.value) {
         Ok(schedule) => Some(schedule),
         Err((true, message)) => {
-            errors.push(error(file, &s.cron, "schedule.cron", message));
+            errors.push(ConfigError::at_span(file, &s.cron, "schedule.cron", message));
             None
         }
         Err((false, message)) => {
-            errors.push(error(file, &s.time_zone, "schedule.time_zone", message));
+            errors.push(ConfigError::at_span(file, &s.time_zone, "schedule.time_zone", message));
             None
         }
     });
@@ -156,16 +178,16 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
     }
     for (i, a) in raw.accounts.iter().enumerate() {
         let field = format!("accounts[{i}]");
-        if !accounts.iter().any(|acc| acc.id == a.value) {
-            let known: Vec<&str> = accounts.iter().map(|acc| acc.id.as_str()).collect();
-            errors.push(error(
+        if !accounts.iter().any(|acc| acc.account_id() == a.value) {
+            let known: Vec<&str> = accounts.iter().map(AccountId::account_id).collect();
+            errors.push(ConfigError::at_span(
                 file,
                 a,
                 &field,
                 format!("no account `{}` in config.yaml (accounts: {})", a.value, known.join(", ")),
             ));
         } else if raw.accounts[..i].iter().any(|b| b.value == a.value) {
-            errors.push(error(file, a, &field, format!("`{}` is listed twice", a.value)));
+            errors.push(ConfigError::at_span(file, a, &field, format!("`{}` is listed twice", a.value)));
         }
     }
     if raw.steps.is_empty() {
@@ -180,7 +202,11 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
         return Err(ConfigErrors(errors));
     }
     let accounts: Vec<String> = raw.accounts.into_iter().map(|a| a.value).collect();
-    let digest = Sha256::digest(serde_json::to_vec(&(&accounts, &raw.steps)).unwrap_or_default());
+    // An empty digest would let every pipeline resume every other's run: refuse instead.
+    let definition = serde_json::to_vec(&(&accounts, &raw.steps)).map_err(|e| {
+        ConfigErrors::one(ConfigError::whole_file(file, format!("cannot fingerprint the pipeline's steps: {e}")))
+    })?;
+    let digest = Sha256::digest(definition);
     let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
     Ok(Pipeline {
         name,
@@ -194,20 +220,20 @@ pub fn check(raw: RawPipeline, file: &Path, accounts: &[Account]) -> Result<Pipe
 }
 
 /// Parses and checks one pipeline file.
-pub fn load_file(file: &Path, accounts: &[Account]) -> Result<Pipeline, ConfigErrors> {
+pub fn load_file<A: AccountId>(file: &Path, accounts: &[A]) -> Result<Pipeline, ConfigErrors> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ConfigErrors::one(ConfigError::whole_file(file, format!("cannot read the pipeline file: {e}"))))?;
     load_str(file, &text, accounts)
 }
 
 /// Parses and checks pipeline text as if it were read from `file`.
-pub fn load_str(file: &Path, text: &str, accounts: &[Account]) -> Result<Pipeline, ConfigErrors> {
+pub fn load_str<A: AccountId>(file: &Path, text: &str, accounts: &[A]) -> Result<Pipeline, ConfigErrors> {
     check(parse_yaml(file, text)?, file, accounts)
 }
 
 /// Loads every `*.yaml` / `*.yml` file of `dir` (in name order), checked against `accounts`.
 /// A missing directory means no pipelines; any problem in any file fails the whole load.
-pub fn load_dir(dir: &Path, accounts: &[Account]) -> Result<Vec<Pipeline>, ConfigErrors> {
+pub fn load_dir<A: AccountId>(dir: &Path, accounts: &[A]) -> Result<Vec<Pipeline>, ConfigErrors> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

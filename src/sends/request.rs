@@ -16,12 +16,8 @@ use serde_json::{Value, json};
 
 use super::tokens;
 use crate::config::Config;
+use crate::line::limits::{MAX_MESSAGES, MAX_TEXT_UNITS, text_units};
 use crate::store::sends::NewSend;
-
-/// LINE allows at most this many messages per push.
-pub const MAX_MESSAGES: usize = 5;
-/// LINE's limit for one text message, in UTF-16 code units.
-pub const MAX_TEXT_UNITS: usize = 5000;
 
 /// One message as the workflow gave it, before contact tokens are filled in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,7 +174,7 @@ fn draft(field: &str, text: String) -> Result<Draft, String> {
             _ => Err(format!("`{field}` is a JSON object without a message `type`")),
         };
     }
-    let units = text.encode_utf16().count();
+    let units = text_units(&text);
     if units > MAX_TEXT_UNITS {
         return Err(format!("`{field}` has {units} characters; LINE takes at most {MAX_TEXT_UNITS}"));
     }

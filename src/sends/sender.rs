@@ -15,18 +15,16 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::request::MAX_TEXT_UNITS;
 use super::{Draft, DueSend};
 use crate::clock::{Clock, millis};
 use crate::config::{Account, Config};
 use crate::hubspot::{HubSpotClient, HubSpotError, reads};
 use crate::line::client::{LineClient, LineError, SendOutcome};
+use crate::line::limits::{MAX_TEXT_UNITS, RETRY_KEY_SAFE_MS, text_units};
 use crate::retry::Backoff;
 use crate::store::{Op, Store, StoreError};
 use crate::sync::properties::Field;
 
-/// LINE remembers a retry key for 24 hours; attempts stop an hour before, to stay clear of it.
-const KEY_SAFE_MS: i64 = 23 * 3600 * 1000;
 /// How long a send waits when HubSpot cannot be read.
 const HUBSPOT_WAIT_MS: i64 = 30_000;
 /// Sends taken per batch (one HubSpot read prepares them all).
@@ -132,7 +130,7 @@ impl Sender {
     /// One attempt of a send to the recipient and messages fixed for it.
     async fn attempt(&self, account: &Account, send: &DueSend, (user, messages): Prepared) -> Result<Step, StoreError> {
         let now = self.clock.now_ms();
-        if send.first_attempt_at.is_some_and(|t| now - t > KEY_SAFE_MS) {
+        if send.first_attempt_at.is_some_and(|t| now - t > RETRY_KEY_SAFE_MS) {
             return Ok(Step::Failed(
                 "its outcome is unknown and its retry key has expired; not resent, to never send twice".into(),
             ));
@@ -252,7 +250,7 @@ fn render(
     };
     let messages: Vec<Value> = send.drafts.iter().map(|d| d.render(properties)).collect();
     for (i, m) in messages.iter().enumerate() {
-        let units = m["text"].as_str().map_or(0, |t| t.encode_utf16().count());
+        let units = m["text"].as_str().map_or(0, text_units);
         if units > MAX_TEXT_UNITS {
             return Err(Step::Failed(format!(
                 "message {} has {units} characters once its tokens are filled in; LINE takes at most {MAX_TEXT_UNITS}",

@@ -4,8 +4,8 @@
 //! 1. Plan. Page through the list's members, read each contact's `LINE User ID _N` and `LINE
 //!    Follow _N`, and store every recipient once (contacts without an id for this account, and
 //!    those known to have blocked it, are counted and skipped). Then cut the recipients into
-//!    chunks of at most 500 (LINE's multicast limit), each with its own `X-Line-Retry-Key`, all
-//!    stored before the first request leaves.
+//!    chunks of at most 500 (LINE's multicast limit, [`MULTICAST_RECIPIENTS`]), each with its
+//!    own `X-Line-Retry-Key`, all stored before the first request leaves.
 //! 2. Send. Each chunk goes out as one multicast carrying its key. A 200, or a 409 "the retry
 //!    key is already accepted" (an earlier attempt went through), marks the chunk sent in the
 //!    same transaction that queues `LINE Last Broadcast _N` and `LINE Last Broadcast Date _N` for
@@ -32,19 +32,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError, is_line_user_id};
+use super::{Step, StepError};
+use crate::pipelines::{Checks, Page, StepContext};
 use crate::hubspot::{HubSpotError, api, reads};
 use crate::line::client::{LineError, MessageQuota, SendOutcome};
+use crate::line::limits::{MAX_MESSAGES, MAX_TEXT_UNITS, MULTICAST_RECIPIENTS, RETRY_KEY_SAFE_MS, text_units};
 use crate::retry::{Backoff, retry};
 use crate::store::Op;
+use crate::sync::broadcast::last_broadcast_properties;
+use crate::sync::link::is_line_user_id;
 use crate::sync::properties::{Field, NO};
 
-/// LINE's most recipients per multicast.
-pub const CHUNK: usize = 500;
-/// LINE's most messages per request.
-const MAX_MESSAGES: usize = 5;
-/// LINE remembers a retry key for 24 hours; past this, an unknown outcome is not retried.
-const KEY_SAFE_MS: i64 = 23 * 3_600_000;
 /// Attempts per chunk within one run (the same key each time).
 const ATTEMPTS: u32 = 3;
 
@@ -137,12 +135,12 @@ impl Step for BroadcastToList {
         for (i, m) in messages.iter().enumerate() {
             match m {
                 Message::Text(t) => {
-                    let len = t.value.encode_utf16().count();
-                    if t.value.trim().is_empty() || len > 5000 {
+                    let len = text_units(&t.value);
+                    if t.value.trim().is_empty() || len > MAX_TEXT_UNITS {
                         checks.error(
                             t,
                             &format!("messages[{i}].text"),
-                            format!("must hold 1 to 5000 characters, not {len}"),
+                            format!("must hold 1 to {MAX_TEXT_UNITS} characters, not {len}"),
                         );
                     }
                 }
@@ -179,7 +177,7 @@ impl Step for BroadcastToList {
         if ctx.dry_run {
             return self.preview(ctx).await;
         }
-        let mut cursor: Cursor = ctx.cursor().unwrap_or_default();
+        let mut cursor: Cursor = ctx.cursor()?.unwrap_or_default();
         let step = ctx.step as i64;
         if !cursor.sending {
             self.plan(ctx, &mut cursor).await?;
@@ -197,7 +195,7 @@ impl Step for BroadcastToList {
         let messages: Vec<Value> = self.messages.value.iter().map(Message::to_line).collect();
         while let Some(chunk) = ctx.store.broadcast_next_chunk(ctx.run_id, step, ctx.account.id.clone()).await? {
             let now = ctx.clock.now_ms();
-            if chunk.first_attempt_at.is_some_and(|t| now - t > KEY_SAFE_MS) {
+            if chunk.first_attempt_at.is_some_and(|t| now - t > RETRY_KEY_SAFE_MS) {
                 let why = "its outcome is unknown and its retry key has expired; not resent, to never send twice";
                 ctx.store
                     .broadcast_chunk_failed(ctx.run_id, step, ctx.account.id.clone(), chunk.chunk, why.into(), true)
@@ -241,17 +239,11 @@ impl Step for BroadcastToList {
             pending = pending.saturating_sub(n);
             ctx.report.count("sent_chunks", 1);
             ctx.report.count("sent_recipients", n);
-            let today = ctx.today();
+            let properties = last_broadcast_properties(ctx.serial, &ctx.pipeline, ctx.clock.now_ms());
             let mut page = Page { chunk_sent: Some(chunk.chunk), ..Page::default() };
             for (user, contact) in chunk.recipients {
-                let properties = [
-                    (ctx.property(Field::LastBroadcast), ctx.pipeline.clone()),
-                    (ctx.property(Field::LastBroadcastDate), today.clone()),
-                ]
-                .into_iter()
-                .collect();
                 page.links.push((user.clone(), contact));
-                page.ops.push(Op::Contact { user_id: user, properties, create: false });
+                page.ops.push(Op::Contact { user_id: user, properties: properties.clone(), create: false });
             }
             ctx.commit(&cursor, page).await?;
         }
@@ -267,7 +259,7 @@ impl BroadcastToList {
             let (recipients, after) = self.recipients_page(ctx, cursor.after.as_deref()).await?;
             cursor.listed = after.is_none();
             cursor.after = after;
-            let text = ctx.checkpoint_text(&*cursor);
+            let text = ctx.checkpoint_text(&*cursor)?;
             ctx.store
                 .broadcast_add_recipients(
                     ctx.run_id,
@@ -280,10 +272,17 @@ impl BroadcastToList {
                 .await?;
         }
         cursor.sending = true;
-        let text = ctx.checkpoint_text(&*cursor);
+        let text = ctx.checkpoint_text(&*cursor)?;
         let chunks = ctx
             .store
-            .broadcast_make_chunks(ctx.run_id, step, ctx.account.id.clone(), CHUNK, text, ctx.clock.now_ms())
+            .broadcast_make_chunks(
+                ctx.run_id,
+                step,
+                ctx.account.id.clone(),
+                MULTICAST_RECIPIENTS,
+                text,
+                ctx.clock.now_ms(),
+            )
             .await?;
         let progress = ctx.store.broadcast_progress(ctx.run_id, step, ctx.account.id.clone()).await?;
         ctx.report.count("recipients", progress.recipients);
@@ -348,7 +347,7 @@ impl BroadcastToList {
         }
         let n = seen.len() as u64;
         ctx.report.count("recipients", n);
-        ctx.report.count("chunks", n.div_ceil(CHUNK as u64));
+        ctx.report.count("chunks", n.div_ceil(MULTICAST_RECIPIENTS as u64));
         ctx.report.count("quota_needed", n);
         if let Some(left) = self.quota_left(ctx).await? {
             ctx.report.count("quota_left", left);
@@ -414,7 +413,7 @@ mod tests {
 
     fn problems(yaml: &str) -> Vec<String> {
         let file = Path::new("sale.yaml");
-        let step: BroadcastToList = crate::config::parse_yaml(file, yaml).unwrap_or_else(|e| panic!("{e}"));
+        let step: BroadcastToList = crate::yaml::parse_yaml(file, yaml).unwrap_or_else(|e| panic!("{e}"));
         let mut checks = Checks::new(file, "steps[0].broadcast_to_list".into());
         step.check(&mut checks);
         checks.into_errors().iter().map(ToString::to_string).collect()
@@ -441,7 +440,7 @@ mod tests {
     #[test]
     fn messages_become_line_message_objects() {
         let file = Path::new("sale.yaml");
-        let step: BroadcastToList = crate::config::parse_yaml(
+        let step: BroadcastToList = crate::yaml::parse_yaml(
             file,
             "list_id: \"1\"\nmessages:\n  - text: セール\n  - sticker: { package_id: \"446\", sticker_id: \"1988\" }\n",
         )

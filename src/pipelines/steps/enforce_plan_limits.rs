@@ -18,7 +18,8 @@
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Step, StepContext, StepError};
+use super::{Step, StepError};
+use crate::pipelines::{Checks, StepContext};
 use crate::line::client::MessageQuota;
 
 /// The `with:` block.

@@ -21,12 +21,12 @@
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError, link_properties};
-use crate::line::client::LineError;
+use super::{Step, StepError};
+use crate::pipelines::{Checks, Page, StepContext};
+use crate::line::client::{LineError, Profile};
+use crate::line::limits::FOLLOWERS_PAGE;
 use crate::store::Op;
-
-/// LINE's largest followers page.
-const MAX_PAGE: u32 = 1000;
+use crate::sync::link::link_properties;
 
 /// The `with:` block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,13 +53,13 @@ impl Step for ImportFriends {
     const KIND: &'static str = "import_friends";
 
     fn check(&self, checks: &mut Checks<'_>) {
-        checks.range(self.page_size.as_ref(), "page_size", 1, MAX_PAGE);
+        checks.range(self.page_size.as_ref(), "page_size", 1, FOLLOWERS_PAGE);
     }
 
     async fn run(&self, ctx: &mut StepContext) -> Result<(), StepError> {
-        let page_size = self.page_size.as_ref().map_or(MAX_PAGE, |p| p.value);
+        let page_size = self.page_size.as_ref().map_or(FOLLOWERS_PAGE, |p| p.value);
         let (profiles, refresh) = (self.profiles.unwrap_or(true), self.refresh.unwrap_or(false));
-        let mut cursor: Cursor = ctx.cursor().unwrap_or_default();
+        let mut cursor: Cursor = ctx.cursor()?.unwrap_or_default();
         let token = ctx.account.channel_access_token.clone();
         loop {
             let friends = ctx
@@ -94,7 +94,14 @@ impl Step for ImportFriends {
                     continue;
                 }
                 let state = states.get(&user).cloned().unwrap_or_default();
-                let (props, next) = link_properties(ctx.serial, &user, profile.as_ref(), &state, None, now);
+                let (props, next) = link_properties(
+                    ctx.serial,
+                    &user,
+                    profile.as_ref().map(Profile::contact_fields),
+                    &state,
+                    None,
+                    now,
+                );
                 ctx.report.count("queued", 1);
                 ctx.report.sample("queued", || {
                     let set: Vec<String> = props.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -22,9 +22,12 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError, diff, is_line_user_id, link_properties};
+use super::{Step, StepError};
+use crate::pipelines::report::diff;
+use crate::pipelines::{Checks, Page, StepContext};
 use crate::hubspot::{HubSpotError, api, reads};
 use crate::store::Op;
+use crate::sync::link::{is_line_user_id, link_properties};
 use crate::sync::properties::Field;
 
 /// The `with:` block.
@@ -68,7 +71,7 @@ impl Step for ImportLineIdsFromList {
     async fn run(&self, ctx: &mut StepContext) -> Result<(), StepError> {
         let list = self.list_id.value.as_str();
         let page_size = self.page_size.as_ref().map_or(api::LIST_PAGE_LIMIT, |p| p.value);
-        let mut cursor: Cursor = ctx.cursor().unwrap_or_default();
+        let mut cursor: Cursor = ctx.cursor()?.unwrap_or_default();
         let ours = [Field::UserId, Field::UserName, Field::UserPicture, Field::Follow, Field::IdSyncDate];
         let mut wanted: Vec<String> = ours.iter().map(|f| ctx.property(*f)).collect();
         wanted.push(self.property.value.clone());
@@ -151,7 +154,7 @@ impl ImportLineIdsFromList {
             };
             let state = states.get(&user).cloned().unwrap_or_default();
             let sync = contact.properties.get(&ctx.property(Field::IdSyncDate)).map(String::as_str);
-            let (props, next) = link_properties(ctx.serial, &user, Some(&profile), &state, sync, now);
+            let (props, next) = link_properties(ctx.serial, &user, Some(profile.contact_fields()), &state, sync, now);
             let changes = diff(&contact.properties, &props);
             if !links.contains_key(&user) {
                 page.links.push((user.clone(), contact.id.clone()));

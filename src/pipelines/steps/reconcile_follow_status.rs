@@ -15,10 +15,12 @@
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Checks, Page, Step, StepContext, StepError};
+use super::{Step, StepError};
+use crate::pipelines::{Checks, Page, StepContext};
 use crate::hubspot::{api, reads};
 use crate::store::Op;
-use crate::sync::properties::{Field, NO, YES};
+use crate::sync::link::{follow_value, observe_follow};
+use crate::sync::properties::Field;
 
 /// The `with:` block.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -44,7 +46,7 @@ impl Step for ReconcileFollowStatus {
 
     async fn run(&self, ctx: &mut StepContext) -> Result<(), StepError> {
         let size = self.page_size.as_ref().map_or(api::BATCH_LIMIT, |p| p.value as usize);
-        let mut cursor: Cursor = ctx.cursor().unwrap_or_default();
+        let mut cursor: Cursor = ctx.cursor()?.unwrap_or_default();
         let follow = ctx.property(Field::Follow);
         loop {
             let linked = ctx.store.linked_friends(ctx.serial, cursor.after.clone(), size).await?;
@@ -64,18 +66,17 @@ impl Step for ReconcileFollowStatus {
                     continue;
                 };
                 ctx.report.count("checked", 1);
-                let truth = if profile.is_some() { YES } else { NO };
-                let mut state = states.get(&user).cloned().unwrap_or_default();
-                state.following = Some(profile.is_some());
-                state.follow_ts = Some(state.follow_ts.map_or(now, |t| t.max(now)));
-                page.friends.push(((ctx.serial, user.clone()), state));
+                let following = profile.is_some();
+                let truth = follow_value(following);
+                let state = states.get(&user).cloned().unwrap_or_default();
+                page.friends.push(((ctx.serial, user.clone()), observe_follow(&state, following, now)));
                 let current = contact.properties.get(&follow).map(String::as_str);
                 if current == Some(truth) {
                     ctx.report.count("in_sync", 1);
                     continue;
                 }
                 ctx.report.count("changed", 1);
-                ctx.report.count(if truth == YES { "to_yes" } else { "to_no" }, 1);
+                ctx.report.count(if following { "to_yes" } else { "to_no" }, 1);
                 ctx.report.sample("changed", || {
                     format!("contact {contact_id} ({user}): {follow}: {} → {truth}", current.unwrap_or("(none)"))
                 });
