@@ -1,14 +1,11 @@
 //! The command line from the outside: `demo`, `sandbox`, `outbox` and `--help`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod common;
 
-fn linehub() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_linehub"));
-    c.env_remove("LINEHUB_CONFIG").env_remove("LINEHUB_LOG");
-    c
-}
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::{ConfigFile, Process, free_port, linehub, sandbox_command, wait_up};
 
 #[test]
 fn every_command_has_help() {
@@ -56,27 +53,18 @@ fn the_demo_plays_its_scenario_and_exits_with_once() {
 
 #[test]
 fn the_standalone_sandbox_serves_line_and_hubspot_on_one_listener() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child =
-        linehub().args(["sandbox", "--listen", &format!("127.0.0.1:{port}")]).stdout(Stdio::piped()).spawn().unwrap();
+    let port = free_port();
+    let mut sandbox = Process::spawn(sandbox_command(port).stdout(Stdio::piped()));
     let mut first = String::new();
     // Kept open until the end: the sandbox keeps writing to it.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = BufReader::new(sandbox.child().stdout.take().unwrap());
     stdout.read_line(&mut first).unwrap();
     assert!(first.contains(&format!("http://127.0.0.1:{port}")), "{first}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (line_status, hubspot_status) = rt.block_on(async {
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
-        let mut ok = false;
-        for _ in 0..100 {
-            if http.get(format!("{base}/_sandbox/health")).send().await.is_ok_and(|r| r.status() == 200) {
-                ok = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(ok, "sandbox did not come up");
+        wait_up(&http, &format!("{base}/_sandbox/health")).await;
         let line = http.get(format!("{base}/v2/bot/info")).bearer_auth("nobody").send().await.unwrap().status();
         let hubspot = http
             .get(format!("{base}/crm/v3/owners"))
@@ -87,8 +75,7 @@ fn the_standalone_sandbox_serves_line_and_hubspot_on_one_listener() {
             .status();
         (line.as_u16(), hubspot.as_u16())
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    sandbox.kill();
     drop(stdout);
     assert_eq!(line_status, 401, "LINE answers for an unknown channel token");
     assert_eq!(hubspot_status, 200);
@@ -97,15 +84,7 @@ fn the_standalone_sandbox_serves_line_and_hubspot_on_one_listener() {
 #[test]
 fn the_outbox_commands_list_and_retry_on_a_fresh_store() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  listen: \"127.0.0.1:0\"\n  public_base_url: \"https://x.test\"\nstore:\n  path: \"{}\"\nplan: trial\nhubspot:\n  token: t\naccounts: []\n",
-            dir.path().join("s.db").display()
-        ),
-    )
-    .unwrap();
+    let config = ConfigFile::bare(dir.path()).write();
     let out = linehub().args(["outbox", "list", "--config"]).arg(&config).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no dead-lettered writes"));

@@ -1,7 +1,10 @@
 //! `linehub check` from the outside: every broken config names file, line and field.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
+
+use common::{linehub, output, write_config_text};
 
 const GOOD: &str = r#"server:
   listen: "127.0.0.1:8080"
@@ -20,29 +23,20 @@ accounts:
     channel_access_token: "token-2"
 "#;
 
-fn write(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// Runs `linehub check`, returning (success, stdout + stderr).
 fn check(path: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_linehub"))
-        .args(["check", "--config"])
-        .arg(path)
-        .env("TEST_HUBSPOT_TOKEN", "pat-na1-0000")
-        .env("TEST_SECRET", "s3cret")
-        .env_remove("LINEHUB_CONFIG")
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    output(
+        linehub()
+            .args(["check", "--config"])
+            .arg(path)
+            .env("TEST_HUBSPOT_TOKEN", "pat-na1-0000")
+            .env("TEST_SECRET", "s3cret"),
+    )
 }
 
 fn assert_refused(text: &str, expected: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), text);
+    let path = write_config_text(dir.path(), text);
     let (ok, output) = check(&path);
     assert!(!ok, "check accepted a broken config:\n{output}");
     for e in expected {
@@ -55,7 +49,7 @@ fn assert_refused(text: &str, expected: &[&str]) {
 #[test]
 fn a_good_config_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, output) = check(&write(dir.path(), GOOD));
+    let (ok, output) = check(&write_config_text(dir.path(), GOOD));
     assert!(ok, "{output}");
     assert!(output.contains("2 accounts, 2 active, plan starter"), "{output}");
 }
@@ -63,15 +57,15 @@ fn a_good_config_passes() {
 #[test]
 fn the_example_config_passes_with_its_variables_set() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_linehub"))
-        .args(["check", "--config"])
-        .arg(&example)
-        .env("HUBSPOT_TOKEN", "x")
-        .env("LINE_TOKYO_CHANNEL_SECRET", "x")
-        .env("LINE_TOKYO_ACCESS_TOKEN", "x")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (ok, text) = output(
+        linehub()
+            .args(["check", "--config"])
+            .arg(&example)
+            .env("HUBSPOT_TOKEN", "x")
+            .env("LINE_TOKYO_CHANNEL_SECRET", "x")
+            .env("LINE_TOKYO_ACCESS_TOKEN", "x"),
+    );
+    assert!(ok, "{text}");
 }
 
 #[test]
@@ -104,9 +98,9 @@ fn more_active_accounts_than_the_plan_allows_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let inactive =
         format!("{GOOD}  - id: kyoto\n    channel_secret: s\n    channel_access_token: t\n    active: false\n");
-    assert!(check(&write(dir.path(), &inactive)).0);
+    assert!(check(&write_config_text(dir.path(), &inactive)).0);
     let bigger = text.replace("plan: starter", "plan: professional");
-    assert!(check(&write(dir.path(), &bigger)).0);
+    assert!(check(&write_config_text(dir.path(), &bigger)).0);
 }
 
 #[test]

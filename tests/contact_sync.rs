@@ -355,14 +355,8 @@ async fn events_without_a_user_and_group_events_are_kept_and_skipped() {
 
 /// Runs `linehub outbox ARGS --config` on the world's store.
 fn outbox_cli(w: &World, args: &[&str]) -> String {
-    let config = common::write_config(w.dir.path(), &w.sandbox.base_url());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_linehub"))
-        .arg("outbox")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
+    let config = common::ConfigFile::standard(w.dir.path(), &w.sandbox.base_url()).write();
+    let out = common::linehub().arg("outbox").args(args).arg("--config").arg(config).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -4,39 +4,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use rand::{Rng, SeedableRng};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn spawn_daemon(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_linehub"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("LINEHUB_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_healthy(client: &reqwest::Client, addr: std::net::SocketAddr) {
-    for _ in 0..200 {
-        if let Ok(res) = client.get(format!("http://{addr}/healthz")).send().await
-            && res.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("daemon did not become healthy at {addr}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_answered_200_survive_sigkill() {
@@ -46,17 +18,16 @@ async fn events_answered_200_survive_sigkill() {
 
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let text = config_text(dir.path(), "http://127.0.0.1:9").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
-    let config_path = dir.path().join("config.yaml");
-    std::fs::write(&config_path, text).unwrap();
+    let config_path = ConfigFile::standard(dir.path(), "http://127.0.0.1:9").port(port).write();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let health = format!("http://{addr}/healthz");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
 
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let rounds = 4;
     for round in 0..rounds {
-        let mut child = spawn_daemon(&config_path);
-        wait_healthy(&client, addr).await;
+        let mut daemon = Process::daemon(&config_path, "warn");
+        wait_up(&client, &health).await;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut senders = Vec::new();
         for sender in 0..8 {
@@ -68,8 +39,8 @@ async fn events_answered_200_survive_sigkill() {
                     let events = ids.iter().map(|id| text_event(id, &format!("U{sender}"), n as i64, "hi")).collect();
                     n += 1;
                     let raw = body(events);
-                    let sig = linehub::line::signature::sign(TOKYO_SECRET.as_bytes(), &raw);
-                    match try_post(&client, addr, "tokyo", raw, Some(sig)).await {
+                    let sig = sign_webhook(TOKYO_SECRET, &raw);
+                    match try_post_webhook(&client, addr, "tokyo", raw, Some(sig)).await {
                         Ok(res) if res.status() == 200 => acked.lock().unwrap().extend(ids),
                         Ok(res) => panic!("unexpected status {}", res.status()),
                         // The daemon died mid-request: not acknowledged, so not promised.
@@ -80,8 +51,7 @@ async fn events_answered_200_survive_sigkill() {
         }
         let kill_after = Duration::from_millis(rng.random_range(100..600));
         tokio::time::sleep(kill_after).await;
-        child.kill().unwrap(); // SIGKILL: no shutdown path runs.
-        child.wait().unwrap();
+        daemon.kill(); // SIGKILL: no shutdown path runs.
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for s in senders {
             // A sender may be blocked in a request to the dead daemon; the client timeout ends it.
@@ -94,10 +64,9 @@ async fn events_answered_200_survive_sigkill() {
     }
 
     // Restart once more on the crashed database: it opens and serves.
-    let mut child = spawn_daemon(&config_path);
-    wait_healthy(&client, addr).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut daemon = Process::daemon(&config_path, "warn");
+    wait_up(&client, &health).await;
+    daemon.kill();
 
     let store = linehub::store::Store::open(&dir.path().join("linehub.db")).unwrap();
     let stored: HashSet<String> = store.inbox_ids().await.unwrap().into_iter().collect();

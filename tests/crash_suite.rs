@@ -13,10 +13,15 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{
+    ConfigFile, Process, action_body, action_headers, free_port, linehub, sandbox_command, sign_webhook,
+    try_post_action, try_post_webhook, wait_up,
+};
 use linehub_sandbox::webhook as line;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -30,28 +35,11 @@ fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn linehub(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_linehub"))
-        .args(args)
-        .env("LINEHUB_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_up(http: &reqwest::Client, url: &str) {
-    for _ in 0..400 {
-        if http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{url} did not come up");
+/// Sets a fault on the standalone sandbox over its admin API.
+async fn fault(http: &reqwest::Client, sandbox_url: &str, body: Value) {
+    assert!(
+        http.post(format!("{sandbox_url}/_sandbox/faults")).json(&body).send().await.unwrap().status().is_success()
+    );
 }
 
 /// What a user's contact must look like once their events are applied.
@@ -76,7 +64,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
     // The standalone sandbox, set up over its admin API.
     let sandbox_port = free_port();
     let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
-    let mut sandbox = linehub(&["sandbox", "--listen", &format!("127.0.0.1:{sandbox_port}")]);
+    let mut sandbox = Process::spawn(sandbox_command(sandbox_port).env("LINEHUB_LOG", "error").stdout(Stdio::null()));
     wait_up(&http, &format!("{sandbox_url}/_sandbox/health")).await;
     let channel: Value = http
         .post(format!("{sandbox_url}/_sandbox/line/channels"))
@@ -147,28 +135,26 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
     // The daemon, killed and restarted.
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  listen: \"127.0.0.1:{port}\"\n  public_base_url: \"https://linehub.test\"\nstore:\n  path: \"{}\"\nplan: trial\nhubspot:\n  base_url: \"{sandbox_url}\"\n  token: sandbox-hubspot-token\n  client_secret: {CLIENT_SECRET}\n  tier: professional\n  timeout_secs: 5\nline:\n  api_base_url: \"{sandbox_url}\"\naccounts:\n  - id: shop\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n",
-            dir.path().join("linehub.db").display()
-        ),
-    )
-    .unwrap();
-    let daemon_url = format!("http://127.0.0.1:{port}");
+    let config = ConfigFile::bare(dir.path())
+        .port(port)
+        .upstream(&sandbox_url)
+        .client_secret(CLIENT_SECRET)
+        .tier("professional")
+        .timeout_secs(5)
+        .account("shop", SECRET, TOKEN)
+        .write();
+    let daemon_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let daemon_health = format!("http://{daemon_addr}/healthz");
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let pending: Arc<Mutex<Vec<Vec<Value>>>> = Arc::new(Mutex::new(batches.into_iter().rev().collect()));
 
     let send_all = |stop_after: Option<Duration>| {
-        let (http, acked, pending, daemon_url, bot) =
-            (http.clone(), acked.clone(), pending.clone(), daemon_url.clone(), bot.clone());
+        let (http, acked, pending, bot) = (http.clone(), acked.clone(), pending.clone(), bot.clone());
         async move {
             let started = Instant::now();
             let mut senders = Vec::new();
             for _ in 0..4 {
-                let (http, acked, pending, daemon_url, bot) =
-                    (http.clone(), acked.clone(), pending.clone(), daemon_url.clone(), bot.clone());
+                let (http, acked, pending, bot) = (http.clone(), acked.clone(), pending.clone(), bot.clone());
                 senders.push(tokio::spawn(async move {
                     loop {
                         if stop_after.is_some_and(|d| started.elapsed() >= d) {
@@ -176,14 +162,8 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
                         }
                         let Some(batch) = pending.lock().unwrap().pop() else { return };
                         let body = line::body(&bot, batch.clone());
-                        let sig = line::sign(SECRET, &body);
-                        let res = http
-                            .post(format!("{daemon_url}/line/shop/webhook"))
-                            .header("x-line-signature", sig)
-                            .header("content-type", "application/json")
-                            .body(body)
-                            .send()
-                            .await;
+                        let sig = sign_webhook(SECRET, &body);
+                        let res = try_post_webhook(&http, daemon_addr, "shop", body, Some(sig)).await;
                         tokio::time::sleep(pace).await;
                         match res {
                             Ok(r) if r.status() == 200 => acked.lock().unwrap().extend(ids_of(&batch)),
@@ -204,20 +184,19 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
     };
 
     for round in 0..rounds {
-        let mut child = linehub(&["run", "--config", config.to_str().unwrap()]);
-        wait_up(&http, &format!("{daemon_url}/healthz")).await;
+        let mut daemon = Process::daemon(&config, "error");
+        wait_up(&http, &daemon_health).await;
         let kill_after = Duration::from_millis(rng.random_range(50..800));
         let sending = tokio::spawn(send_all(Some(kill_after + Duration::from_millis(200))));
         tokio::time::sleep(kill_after).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        daemon.kill(); // SIGKILL
         sending.await.unwrap();
         println!("round {round}: killed after {kill_after:?}; {} event ids acknowledged", acked.lock().unwrap().len());
     }
 
     // The last start: deliver what is left and let it drain.
-    let mut child = linehub(&["run", "--config", config.to_str().unwrap()]);
-    wait_up(&http, &format!("{daemon_url}/healthz")).await;
+    let mut daemon = Process::daemon(&config, "error");
+    wait_up(&http, &daemon_health).await;
     send_all(None).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let (mut lost, mut duplicated, mut reordered);
@@ -271,38 +250,34 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
         ),
     )
     .unwrap();
-    let fault = |body: Value| {
-        let (http, url) = (http.clone(), format!("{sandbox_url}/_sandbox/faults"));
-        async move { assert!(http.post(url).json(&body).send().await.unwrap().status().is_success()) }
-    };
-    fault(json!({ "fault": "latency", "service": "line", "ms": 300 })).await;
+    fault(&http, &sandbox_url, json!({ "fault": "latency", "service": "line", "ms": 300 })).await;
     let run_sale = || {
-        Command::new(env!("CARGO_BIN_EXE_linehub"))
-            .args(["pipeline", "run", "sale", "--config", config.to_str().unwrap()])
-            .env("LINEHUB_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+        Process::spawn(
+            linehub()
+                .args(["pipeline", "run", "sale", "--config"])
+                .arg(&config)
+                .env("LINEHUB_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
     };
     let (mut kills, mut done) = (0, false);
     for _ in 0..rounds.min(8) {
         let mut runner = run_sale();
         std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
-        if let Some(status) = runner.try_wait().unwrap() {
+        if let Some(status) = runner.try_wait() {
             // It finished before the kill: the broadcast is complete.
             assert!(status.success(), "a run of the broadcast failed");
             done = true;
             break;
         }
-        runner.kill().unwrap();
-        runner.wait().unwrap();
+        runner.kill();
         kills += 1;
     }
-    fault(json!({ "fault": "clear", "service": "line" })).await;
+    fault(&http, &sandbox_url, json!({ "fault": "clear", "service": "line" })).await;
     if !done {
         // The interrupted run is resumed, not started again.
-        assert!(run_sale().wait().unwrap().success(), "the resumed broadcast failed");
+        assert!(run_sale().wait().success(), "the resumed broadcast failed");
     }
     let sent: Vec<Value> =
         http.get(format!("{sandbox_url}/_sandbox/line/messages")).send().await.unwrap().json().await.unwrap();
@@ -319,7 +294,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
         "broadcast: {kills} kills mid-send; {} recipients, sent twice: {sent_twice}, never sent: {never_sent}",
         received.len()
     );
-    let pushes = pushes_survive_sigkill(&http, &sandbox_url, &daemon_url, &config, &mut child, &mut rng, rounds).await;
+    let pushes = pushes_survive_sigkill(&http, &sandbox_url, daemon_addr, &config, &mut daemon, &mut rng, rounds).await;
     println!(
         "workflow pushes: {} kills; {} contacts, sent twice: {}, never sent: {}, notes not exactly one: {}, not completed once: {}",
         pushes.kills,
@@ -329,8 +304,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
         pushes.notes_wrong,
         pushes.completions_wrong
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    daemon.kill();
 
     // Every acknowledged event is in the inbox and was processed.
     let store = linehub::store::Store::open(&dir.path().join("linehub.db")).unwrap();
@@ -338,8 +312,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
     let lost_events = acked.lock().unwrap().iter().filter(|id| !stored.contains(*id)).count();
     let violations: Vec<Value> =
         http.get(format!("{sandbox_url}/_sandbox/violations")).send().await.unwrap().json().await.unwrap();
-    sandbox.kill().unwrap();
-    sandbox.wait().unwrap();
+    sandbox.kill();
 
     println!(
         "lost events: {lost_events}, users without a contact: {lost}, duplicated contacts: {duplicated}, contacts not in their newest state: {reordered}"
@@ -373,9 +346,9 @@ struct PushOutcome {
 async fn pushes_survive_sigkill(
     http: &reqwest::Client,
     sandbox_url: &str,
-    daemon_url: &str,
+    daemon_addr: SocketAddr,
     config: &std::path::Path,
-    child: &mut Child,
+    daemon: &mut Process,
     rng: &mut rand::rngs::StdRng,
     rounds: usize,
 ) -> PushOutcome {
@@ -385,29 +358,24 @@ async fn pushes_survive_sigkill(
         .iter()
         .filter_map(|c| Some((c["id"].as_str()?.to_string(), c["properties"]["line_user_id_1"].as_str()?.to_string())))
         .collect();
-    let url = "https://linehub.test/hubspot/actions/push-line-message";
     let pending: Requests = Arc::new(Mutex::new(
         targets
             .iter()
             .map(|(contact, _)| {
                 let callback = format!("ap-crash-{contact}");
-                let body = json!({
-                    "callbackId": callback,
-                    "origin": { "portalId": 1, "actionDefinitionId": 1, "actionDefinitionVersion": 1 },
-                    "object": { "objectId": contact.parse::<u64>().unwrap(), "objectType": "CONTACT" },
-                    "inputFields": { "account": "shop", "message_1": "Your order {{contact.hs_object_id}} shipped" },
-                });
-                (callback, body.to_string().into_bytes())
+                let inputs = json!({ "account": "shop", "message_1": "Your order {{contact.hs_object_id}} shipped" });
+                let body = action_body(&callback, contact, inputs);
+                (callback, body)
             })
             .collect(),
     ));
     let deliver = |stop_after: Option<Duration>| {
-        let (http, pending, daemon_url) = (http.clone(), pending.clone(), daemon_url.to_string());
+        let (http, pending) = (http.clone(), pending.clone());
         async move {
             let started = Instant::now();
             let mut tasks = Vec::new();
             for _ in 0..4 {
-                let (http, pending, daemon_url) = (http.clone(), pending.clone(), daemon_url.clone());
+                let (http, pending) = (http.clone(), pending.clone());
                 tasks.push(tokio::spawn(async move {
                     loop {
                         if stop_after.is_some_and(|d| started.elapsed() >= d) {
@@ -415,14 +383,8 @@ async fn pushes_survive_sigkill(
                         }
                         let Some((callback, body)) = pending.lock().unwrap().pop() else { return };
                         let now = chrono::Utc::now().timestamp_millis();
-                        let mut req =
-                            http.post(format!("{daemon_url}/hubspot/actions/push-line-message")).body(body.clone());
-                        for (name, value) in
-                            linehub_sandbox::hubspot_signing::headers_v3(CLIENT_SECRET, "POST", url, &body, now)
-                        {
-                            req = req.header(name, value);
-                        }
-                        match req.send().await {
+                        let headers = action_headers(CLIENT_SECRET, &body, now);
+                        match try_post_action(&http, daemon_addr, body.clone(), headers).await {
                             Ok(r) if r.status() == 200 => {
                                 let answer: Value = r.json().await.unwrap_or_default();
                                 assert_eq!(answer["outputFields"]["hs_execution_state"], "BLOCK", "{answer}");
@@ -441,24 +403,19 @@ async fn pushes_survive_sigkill(
             }
         }
     };
-    let fault = |body: Value| {
-        let (http, url) = (http.clone(), format!("{sandbox_url}/_sandbox/faults"));
-        async move { assert!(http.post(url).json(&body).send().await.unwrap().status().is_success()) }
-    };
-    fault(json!({ "fault": "latency", "service": "line", "ms": 100 })).await;
+    fault(http, sandbox_url, json!({ "fault": "latency", "service": "line", "ms": 100 })).await;
     let mut kills = 0;
     for _ in 0..rounds.min(8) {
         let kill_after = Duration::from_millis(rng.random_range(100..700));
         let delivering = tokio::spawn(deliver(Some(kill_after)));
         tokio::time::sleep(kill_after).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        daemon.kill(); // SIGKILL
         kills += 1;
         delivering.await.unwrap();
-        *child = linehub(&["run", "--config", config.to_str().unwrap()]);
-        wait_up(http, &format!("{daemon_url}/healthz")).await;
+        *daemon = Process::daemon(config, "error");
+        wait_up(http, &format!("http://{daemon_addr}/healthz")).await;
     }
-    fault(json!({ "fault": "clear", "service": "line" })).await;
+    fault(http, sandbox_url, json!({ "fault": "clear", "service": "line" })).await;
     deliver(None).await;
 
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -8,7 +8,6 @@
 mod common;
 
 use common::*;
-use linehub::line::signature;
 use rand::{Rng, SeedableRng};
 
 fn cases(default: usize) -> usize {
@@ -74,7 +73,7 @@ fn mutate(rng: &mut impl Rng, base: &[u8]) -> Vec<u8> {
 async fn hostile_webhooks_never_panic_and_unsigned_ones_are_never_stored() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let dir = tempfile::tempdir().unwrap();
-    let daemon = start(config(dir.path(), "http://127.0.0.1:9")).await;
+    let daemon = start_daemon(ConfigFile::standard(dir.path(), "http://127.0.0.1:9").load()).await;
     let http = reqwest::Client::new();
     let base = body(vec![text_event("01HOSTILE00000000000000000", "U1", 1, "hi")]);
     let mut stored_signed = 0u64;
@@ -82,11 +81,11 @@ async fn hostile_webhooks_never_panic_and_unsigned_ones_are_never_stored() {
         let raw = mutate(&mut rng, &base);
         let sig = match i % 3 {
             0 => None,
-            1 => Some(signature::sign(b"some other secret", &raw)),
-            _ => Some(signature::sign(TOKYO_SECRET.as_bytes(), &raw)),
+            1 => Some(sign_webhook("some other secret", &raw)),
+            _ => Some(sign_webhook(TOKYO_SECRET, &raw)),
         };
         let signed = i % 3 == 2;
-        let res = post(&http, daemon.addr(), "tokyo", raw.clone(), sig).await;
+        let res = post_webhook(&http, daemon.addr(), "tokyo", raw.clone(), sig).await;
         let status = res.status().as_u16();
         if signed {
             assert!([200, 400, 413].contains(&status), "signed input got {status}: {}", String::from_utf8_lossy(&raw));
@@ -101,27 +100,19 @@ async fn hostile_webhooks_never_panic_and_unsigned_ones_are_never_stored() {
     let n = daemon.store().inbox_len().await.unwrap();
     assert!(n <= stored_signed, "{n} events stored from {stored_signed} accepted signed bodies");
     // Still serving.
-    let ok = post_signed(&http, daemon.addr(), "tokyo", TOKYO_SECRET, base).await;
+    let ok = post_signed_webhook(&http, daemon.addr(), "tokyo", TOKYO_SECRET, base).await;
     assert_eq!(ok.status(), 200);
 }
 
 #[tokio::test]
 async fn hostile_action_requests_never_panic_and_unsigned_ones_are_never_stored() {
-    use linehub_sandbox::hubspot_signing;
-    const URL: &str = "https://linehub.test/hubspot/actions/push-line-message";
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let dir = tempfile::tempdir().unwrap();
-    let daemon = start(config(dir.path(), "http://127.0.0.1:9")).await;
+    let daemon = start_daemon(ConfigFile::standard(dir.path(), "http://127.0.0.1:9").load()).await;
     let http = reqwest::Client::new();
-    let base = serde_json::json!({
-        "callbackId": "ap-hostile",
-        "origin": { "portalId": 1, "actionDefinitionId": 2, "actionDefinitionVersion": 1 },
-        "object": { "objectId": 501, "objectType": "CONTACT", "properties": {} },
-        "inputFields": { "account": "tokyo", "message_1": "Hi {{contact.firstname}}",
-            "message_2": "{\"type\":\"sticker\",\"packageId\":\"446\",\"stickerId\":\"1988\"}" },
-    })
-    .to_string()
-    .into_bytes();
+    let inputs = serde_json::json!({ "account": "tokyo", "message_1": "Hi {{contact.firstname}}",
+        "message_2": "{\"type\":\"sticker\",\"packageId\":\"446\",\"stickerId\":\"1988\"}" });
+    let base = action_body("ap-hostile", "501", inputs);
     let mut blocked = 0u64;
     for i in 0..cases(600) {
         let mut raw = mutate(&mut rng, &base);
@@ -132,18 +123,11 @@ async fn hostile_action_requests_never_panic_and_unsigned_ones_are_never_stored(
         let now = linehub::clock::system_now_ms();
         let headers = match i % 4 {
             0 => Vec::new(),
-            1 => hubspot_signing::headers_v3("another-app", "POST", URL, &raw, now),
-            2 => hubspot_signing::headers_v3(HUBSPOT_CLIENT_SECRET, "POST", URL, &raw, now - 10 * 60 * 1000),
-            _ => hubspot_signing::headers_v3(HUBSPOT_CLIENT_SECRET, "POST", URL, &raw, now),
+            1 => action_headers("another-app", &raw, now),
+            2 => action_headers(HUBSPOT_CLIENT_SECRET, &raw, now - 10 * 60 * 1000),
+            _ => action_headers(HUBSPOT_CLIENT_SECRET, &raw, now),
         };
-        let mut req =
-            http.post(format!("http://{}/hubspot/actions/push-line-message", daemon.addr())).body(raw.clone());
-        for (name, value) in headers {
-            req = req.header(name, value);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let answer: serde_json::Value = res.json().await.unwrap_or_default();
+        let (status, answer) = post_action(&http, daemon.addr(), raw.clone(), headers).await;
         if i % 4 == 3 {
             assert!([200, 400, 413].contains(&status), "signed input got {status}: {}", String::from_utf8_lossy(&raw));
             let state = answer["outputFields"]["hs_execution_state"].as_str();
@@ -165,7 +149,7 @@ async fn hostile_action_requests_never_panic_and_unsigned_ones_are_never_stored(
 fn broken_configs_are_refused_with_a_location_and_never_half_loaded() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let dir = tempfile::tempdir().unwrap();
-    let good = config_text(dir.path(), "http://127.0.0.1:9");
+    let good = ConfigFile::standard(dir.path(), "http://127.0.0.1:9").text();
     let path = dir.path().join("config.yaml");
     assert!(linehub::config::load_str(&path, &good).is_ok());
     let lines: Vec<&str> = good.lines().collect();
@@ -217,8 +201,7 @@ fn broken_configs_are_refused_with_a_location_and_never_half_loaded() {
 #[test]
 fn broken_pipeline_files_are_refused_with_a_location() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
-    let config = "server:\n  listen: \"127.0.0.1:0\"\n  public_base_url: \"https://x.test\"\nstore:\n  path: s.db\nplan: trial\nhubspot:\n  token: t\naccounts:\n  - id: tokyo-store\n    channel_secret: s\n    channel_access_token: t\n";
-    let accounts = linehub::config::load_str(std::path::Path::new("/x/config.yaml"), config).unwrap().accounts;
+    let accounts = ConfigFile::bare(std::path::Path::new("/x")).account("tokyo-store", "s", "t").load().accounts;
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let mut originals = Vec::new();
     for entry in std::fs::read_dir(&examples).unwrap() {

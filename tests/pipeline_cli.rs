@@ -1,42 +1,27 @@
 //! The pipeline commands and reloads of `linehub run`, from the outside: the real binary, its
 //! output, and its logs.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn linehub() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_linehub"));
-    c.env_remove("LINEHUB_CONFIG").env_remove("LINEHUB_LOG");
-    c
-}
+use common::{ConfigFile, Process, linehub, output, start_sandbox};
 
-/// A config for account `tokyo` in `dir`, with LINE and HubSpot at `upstream`.
+/// A config for account `tokyo` in `dir`, with LINE and HubSpot at `upstream`, and its
+/// pipelines directory.
 fn write_config(dir: &Path, upstream: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "server:\n  listen: \"127.0.0.1:0\"\n  public_base_url: \"https://x.test\"\nstore:\n  path: \"{}\"\nplan: trial\nhubspot:\n  base_url: \"{upstream}\"\n  token: sandbox-hubspot-token\nline:\n  api_base_url: \"{upstream}\"\naccounts:\n  - id: tokyo\n    channel_secret: s3cret\n    channel_access_token: tokyo-access-token\n",
-            dir.join("linehub.db").display()
-        ),
-    )
-    .unwrap();
     std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    path
+    ConfigFile::bare(dir).upstream(upstream).account("tokyo", "s3cret", "tokyo-access-token").write()
 }
 
 fn pipeline(dir: &Path, file: &str, yaml: &str) -> PathBuf {
     let path = dir.join("pipelines").join(file);
     std::fs::write(&path, yaml).unwrap();
     path
-}
-
-fn output(c: &mut Command) -> (bool, String) {
-    let out = c.output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]
@@ -105,10 +90,7 @@ fn pipeline_list_shows_each_schedule_in_its_time_zone() {
 #[test]
 fn pipeline_run_reports_a_dry_run_and_records_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sandbox = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        linehub_sandbox::Sandbox::start(listener, linehub_sandbox::SandboxConfig::default()).await.unwrap()
-    });
+    let sandbox = rt.block_on(start_sandbox());
     let line = sandbox.line();
     line.add_channel(linehub_sandbox::ChannelSpec::new("tokyo-access-token", "s3cret")).unwrap();
     line.set_monthly_quota("tokyo-access-token", Some(500)).unwrap();
@@ -180,15 +162,15 @@ fn wait_for(rx: &mpsc::Receiver<String>, needles: &[&str]) -> String {
 fn the_running_daemon_reloads_on_sighup_and_on_file_changes_and_refuses_a_broken_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "http://127.0.0.1:1");
-    let mut child = linehub()
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("LINEHUB_LOG", "linehub=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let logs = lines_of(&mut child);
+    let mut daemon = Process::spawn(
+        linehub()
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("LINEHUB_LOG", "linehub=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let logs = lines_of(daemon.child());
     wait_for(&logs, &["linehub listening"]);
 
     pipeline(
@@ -206,11 +188,10 @@ fn the_running_daemon_reloads_on_sighup_and_on_file_changes_and_refuses_a_broken
         "{line}"
     );
 
-    let status = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill").args(["-HUP", &daemon.child().id().to_string()]).status().unwrap();
     assert!(status.success());
     wait_for(&logs, &["SIGHUP"]);
     wait_for(&logs, &["config reload refused"]);
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+    daemon.kill();
 }

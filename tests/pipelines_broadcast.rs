@@ -161,10 +161,14 @@ async fn a_second_start_of_a_running_pipeline_is_refused() {
     let w = World::new().await;
     let (list, recipients) = vip_list(&w, 600).await;
     w.add_pipeline("sale.yaml", &broadcast(&list)).await;
-    w.sandbox.faults().latency(Service::Line, Duration::from_millis(200));
+    // LINE's answers wait until the second start has been tried: the first run is mid-broadcast.
+    let hold = w.sandbox.faults().hold_answers(Service::Line);
     let (first, second) = tokio::join!(w.daemon.run_pipeline("sale", false), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        w.daemon.run_pipeline("sale", false).await
+        let arrived = tokio::time::timeout(Duration::from_secs(30), hold.arrived(1)).await;
+        arrived.expect("the first run never reached LINE");
+        let second = w.daemon.run_pipeline("sale", false).await;
+        hold.release();
+        second
     });
     assert_eq!(first.unwrap().state, RunState::Done);
     let refused = second.unwrap_err().to_string();

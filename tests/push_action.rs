@@ -5,47 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{HUBSPOT_CLIENT_SECRET, World};
+use common::{ACTION_URL, HUBSPOT_CLIENT_SECRET, World, action_body};
 use linehub::clock::Clock;
 use linehub_sandbox::hubspot_signing;
 use linehub_sandbox::{Outage, Service};
 use serde_json::{Value, json};
-
-const ACTION_URL: &str = "https://linehub.test/hubspot/actions/push-line-message";
-
-/// A request body as HubSpot sends it for `contact`.
-fn action(callback: &str, contact: &str, inputs: Value) -> Vec<u8> {
-    json!({
-        "callbackId": callback,
-        "origin": { "portalId": 4_000_001, "actionDefinitionId": 77, "actionDefinitionVersion": 1 },
-        "context": { "source": "WORKFLOWS", "workflowId": 12 },
-        "object": { "objectId": contact.parse::<u64>().unwrap(), "objectType": "CONTACT", "properties": {} },
-        "inputFields": inputs,
-    })
-    .to_string()
-    .into_bytes()
-}
-
-/// Posts `body` with `headers`; returns the status and the JSON answer.
-async fn post(w: &World, body: Vec<u8>, headers: Vec<(&'static str, String)>) -> (u16, Value) {
-    let mut req = w
-        .http
-        .post(format!("http://{}/hubspot/actions/push-line-message", w.daemon.addr()))
-        .header("content-type", "application/json")
-        .body(body);
-    for (name, value) in headers {
-        req = req.header(name, value);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-/// Posts `body` signed the v3 way at the daemon's now, as HubSpot does.
-async fn post_signed(w: &World, body: Vec<u8>) -> (u16, Value) {
-    let headers = hubspot_signing::headers_v3(HUBSPOT_CLIENT_SECRET, "POST", ACTION_URL, &body, w.clock.now_ms());
-    post(w, body, headers).await
-}
 
 /// A friend of `tokyo` (serial 1) with a contact that has their LINE user id and a first name.
 fn linked_friend(w: &World, name: &str) -> (String, String) {
@@ -57,7 +21,7 @@ fn linked_friend(w: &World, name: &str) -> (String, String) {
 /// Asks for a push of `text` to `contact` through `tokyo`, expecting HubSpot to be told BLOCK.
 async fn push(w: &World, callback: &str, contact: &str, text: &str) {
     let (status, answer) =
-        post_signed(w, action(callback, contact, json!({ "account": "tokyo", "message_1": text }))).await;
+        w.post_signed_action(action_body(callback, contact, json!({ "account": "tokyo", "message_1": text }))).await;
     assert_eq!(status, 200, "{answer}");
     assert!(blocked(&answer), "{answer}");
 }
@@ -82,7 +46,7 @@ async fn a_workflow_push_reaches_the_contact_with_tokens_and_is_logged_and_compl
     let sticker = r#"{"type":"sticker","packageId":"446","stickerId":"1988"}"#;
     let inputs = json!({ "account": "tokyo", "message_1": "こんにちは {{contact.firstname}}さん 👋", "message_2": sticker,
         "notification_disabled": "true" });
-    let (status, answer) = post_signed(&w, action("ap-1", &contact, inputs)).await;
+    let (status, answer) = w.post_signed_action(action_body("ap-1", &contact, inputs)).await;
     assert_eq!(status, 200, "{answer}");
     assert!(blocked(&answer), "{answer}");
     assert_eq!(answer["outputFields"]["hs_expiration_duration"], "P1D");
@@ -114,10 +78,10 @@ async fn a_redelivered_request_and_a_restart_before_sending_still_send_once() {
     let mut w = World::new().await;
     w.daemon.ensure_properties().await.unwrap();
     let (user, contact) = linked_friend(&w, "Ken");
-    let body = action("ap-2", &contact, json!({ "account": "tokyo", "message_1": "Hello" }));
-    assert!(blocked(&post_signed(&w, body.clone()).await.1));
+    let body = action_body("ap-2", &contact, json!({ "account": "tokyo", "message_1": "Hello" }));
+    assert!(blocked(&w.post_signed_action(body.clone()).await.1));
     w.restart().await;
-    assert!(blocked(&post_signed(&w, body).await.1));
+    assert!(blocked(&w.post_signed_action(body).await.1));
     w.daemon.settle().await.unwrap();
     w.daemon.settle().await.unwrap();
     assert_eq!(pushes_to(&w, &user).len(), 1);
@@ -132,7 +96,7 @@ async fn unsigned_stale_or_tampered_requests_are_refused_before_anything_is_stor
     let w = World::new().await;
     w.daemon.ensure_properties().await.unwrap();
     let (_, contact) = linked_friend(&w, "Aiko");
-    let body = action("ap-3", &contact, json!({ "account": "tokyo", "message_1": "Hi" }));
+    let body = action_body("ap-3", &contact, json!({ "account": "tokyo", "message_1": "Hi" }));
     let now = w.clock.now_ms();
     let v3 = |secret: &str, uri: &str, ts: i64| hubspot_signing::headers_v3(secret, "POST", uri, &body, ts);
 
@@ -150,7 +114,7 @@ async fn unsigned_stale_or_tampered_requests_are_refused_before_anything_is_stor
         ),
     ];
     for (what, headers) in refused {
-        let (status, answer) = post(&w, body.clone(), headers).await;
+        let (status, answer) = w.post_action(body.clone(), headers).await;
         assert_eq!(status, 401, "{what}: {answer}");
         assert!(
             answer["error"].as_str().is_some_and(|e| e.contains("signature") || e.contains("Timestamp")),
@@ -160,16 +124,17 @@ async fn unsigned_stale_or_tampered_requests_are_refused_before_anything_is_stor
     let mut tampered = body.clone();
     let at = tampered.len() - 5;
     tampered[at] ^= 1;
-    assert_eq!(post(&w, tampered, v3(HUBSPOT_CLIENT_SECRET, ACTION_URL, now)).await.0, 401, "tampered body");
+    assert_eq!(w.post_action(tampered, v3(HUBSPOT_CLIENT_SECRET, ACTION_URL, now)).await.0, 401, "tampered body");
     assert!(w.daemon.store().sends(10).await.unwrap().is_empty(), "nothing refused is stored");
 
     // The same request, signed the v2 way, is taken.
-    let (status, answer) =
-        post(&w, body.clone(), hubspot_signing::headers_v2(HUBSPOT_CLIENT_SECRET, "POST", ACTION_URL, &body)).await;
+    let (status, answer) = w
+        .post_action(body.clone(), hubspot_signing::headers_v2(HUBSPOT_CLIENT_SECRET, "POST", ACTION_URL, &body))
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert!(blocked(&answer));
     // A signed body that is no action request is a 400.
-    let (status, _) = post_signed(&w, b"{\"hello\":1}".to_vec()).await;
+    let (status, _) = w.post_signed_action(b"{\"hello\":1}".to_vec()).await;
     assert_eq!(status, 400);
     assert_eq!(w.daemon.store().sends(10).await.unwrap().len(), 1);
 }
@@ -181,7 +146,7 @@ async fn requests_that_cannot_be_sent_fail_the_action_with_the_reason() {
     let (_, contact) = linked_friend(&w, "Mai");
     // Refused at once: nothing stored, the reason in the answer.
     let (status, answer) =
-        post_signed(&w, action("ap-4", &contact, json!({ "account": "kyoto", "message_1": "x" }))).await;
+        w.post_signed_action(action_body("ap-4", &contact, json!({ "account": "kyoto", "message_1": "x" }))).await;
     assert_eq!(status, 200);
     assert_eq!(answer["outputFields"]["hs_execution_state"], "FAIL_CONTINUE", "{answer}");
     assert!(answer["outputFields"]["error"].as_str().unwrap().contains("no account `kyoto`"), "{answer}");
@@ -198,11 +163,7 @@ async fn requests_that_cannot_be_sent_fail_the_action_with_the_reason() {
     assert!(w.sandbox.line().sent_messages().is_empty());
     assert!(notes_of(&w, &stranger).is_empty(), "nothing was sent, so nothing is logged");
     // An operator sees the failure and why.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_linehub"))
-        .args(["sends", "--config"])
-        .arg(w.config_path())
-        .output()
-        .unwrap();
+    let out = common::linehub().args(["sends", "--config"]).arg(w.config_path()).output().unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && listed.contains("failed") && listed.contains("LINE User ID _1"), "{listed}");
     w.sandbox.assert_no_violations();
@@ -287,7 +248,7 @@ async fn a_workflow_enrolling_many_contacts_shares_hubspot_calls() {
     let friends = w.friends_with_contacts("tokyo", 1, 150);
     for (i, (_, contact)) in friends.iter().enumerate() {
         let inputs = json!({ "account": "tokyo", "message_1": "Sale starts today, {{contact.email}}" });
-        assert!(blocked(&post_signed(&w, action(&format!("ap-many-{i}"), contact, inputs)).await.1));
+        assert!(blocked(&w.post_signed_action(action_body(&format!("ap-many-{i}"), contact, inputs)).await.1));
     }
     w.sandbox.hubspot().reset_stats();
     let report = w.daemon.settle().await.unwrap();
@@ -309,11 +270,11 @@ async fn without_a_client_secret_the_action_is_off_and_a_reload_turns_it_on() {
         with_secret.lines().filter(|l| !l.contains("client_secret")).map(|l| format!("{l}\n")).collect();
     std::fs::write(w.config_path(), &without).unwrap();
     w.daemon.reload().await.unwrap_or_else(|e| panic!("{e}"));
-    let body = action("ap-off", "501", json!({ "account": "tokyo", "message_1": "x" }));
-    let (status, answer) = post_signed(&w, body.clone()).await;
+    let body = action_body("ap-off", "501", json!({ "account": "tokyo", "message_1": "x" }));
+    let (status, answer) = w.post_signed_action(body.clone()).await;
     assert_eq!(status, 404, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("hubspot.client_secret"), "{answer}");
     std::fs::write(w.config_path(), &with_secret).unwrap();
     w.daemon.reload().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(post_signed(&w, body).await.0, 200);
+    assert_eq!(w.post_signed_action(body).await.0, 200);
 }

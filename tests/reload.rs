@@ -131,7 +131,7 @@ async fn a_new_account_gets_its_serial_and_properties_and_takes_webhooks() {
     let user = line::random_user_id();
     w.sandbox.line().add_friend("kyoto-access-token", &user, linehub_sandbox::Profile::named("Kyoto Friend")).unwrap();
     let body = line::body(&bot, vec![line::follow(&user, T0, false)]);
-    let post = |body: Vec<u8>| common::post_signed(&w.http, w.daemon.addr(), "kyoto", secret, body);
+    let post = |body: Vec<u8>| common::post_signed_webhook(&w.http, w.daemon.addr(), "kyoto", secret, body);
     assert_eq!(post(body.clone()).await.status(), 404, "not configured yet");
 
     let good = std::fs::read_to_string(w.config_path()).unwrap();

@@ -3,12 +3,11 @@
 mod common;
 
 use common::*;
-use linehub::line::signature;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn setup() -> (tempfile::TempDir, linehub::daemon::Daemon, reqwest::Client) {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = start(config(dir.path(), "http://127.0.0.1:9")).await;
+    let daemon = start_daemon(ConfigFile::standard(dir.path(), "http://127.0.0.1:9").load()).await;
     (dir, daemon, reqwest::Client::new())
 }
 
@@ -16,7 +15,7 @@ async fn setup() -> (tempfile::TempDir, linehub::daemon::Daemon, reqwest::Client
 async fn a_signed_event_is_stored_before_200() {
     let (_dir, daemon, client) = setup().await;
     let body = body(vec![text_event("01J0000000000000000000000A", "U1", 1_700_000_000_000, "hello")]);
-    let res = post_signed(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body).await;
+    let res = post_signed_webhook(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body).await;
     assert_eq!(res.status(), 200);
     let row = daemon.store().inbox_get("01J0000000000000000000000A").await.unwrap().expect("stored");
     assert_eq!(row.event.account_id, "tokyo");
@@ -31,7 +30,7 @@ async fn utf8_emoji_and_a_trailing_newline_are_signed_over_the_exact_bytes() {
     let (_dir, daemon, client) = setup().await;
     let mut raw = body(vec![text_event("01J0000000000000000000000B", "U1", 1, "こんにちは 👋🏽 สวัสดี")]);
     raw.push(b'\n');
-    let res = post_signed(&client, daemon.addr(), "tokyo", TOKYO_SECRET, raw).await;
+    let res = post_signed_webhook(&client, daemon.addr(), "tokyo", TOKYO_SECRET, raw).await;
     assert_eq!(res.status(), 200);
     let row = daemon.store().inbox_get("01J0000000000000000000000B").await.unwrap().expect("stored");
     assert!(row.event.body.contains("こんにちは 👋🏽 สวัสดี"), "raw text kept: {}", row.event.body);
@@ -41,24 +40,24 @@ async fn utf8_emoji_and_a_trailing_newline_are_signed_over_the_exact_bytes() {
 async fn bad_or_missing_signatures_are_refused_and_nothing_is_stored() {
     let (_dir, daemon, client) = setup().await;
     let raw = body(vec![text_event("01J0000000000000000000000C", "U1", 1, "hi")]);
-    let good = signature::sign(TOKYO_SECRET.as_bytes(), &raw);
+    let good = sign_webhook(TOKYO_SECRET, &raw);
 
     let mut tampered = raw.clone();
     let pos = tampered.iter().position(|&b| b == b'h').unwrap();
     tampered[pos] = b'H';
     let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
         ("tampered byte", tampered, Some(good.clone())),
-        ("wrong secret", raw.clone(), Some(signature::sign(OSAKA_SECRET.as_bytes(), &raw))),
+        ("wrong secret", raw.clone(), Some(sign_webhook(OSAKA_SECRET, &raw))),
         ("missing header", raw.clone(), None),
         ("not base64", raw.clone(), Some("%%%".into())),
         ("empty header", raw.clone(), Some(String::new())),
     ];
     for (name, body, sig) in cases {
-        let res = post(&client, daemon.addr(), "tokyo", body, sig).await;
+        let res = post_webhook(&client, daemon.addr(), "tokyo", body, sig).await;
         assert_eq!(res.status(), 401, "{name}");
     }
     // The right signature for another account's secret is refused on this account too.
-    let res = post_signed(&client, daemon.addr(), "osaka", TOKYO_SECRET, raw).await;
+    let res = post_signed_webhook(&client, daemon.addr(), "osaka", TOKYO_SECRET, raw).await;
     assert_eq!(res.status(), 401);
     assert_eq!(daemon.store().inbox_len().await.unwrap(), 0);
 }
@@ -67,7 +66,7 @@ async fn bad_or_missing_signatures_are_refused_and_nothing_is_stored() {
 async fn the_signature_header_name_is_matched_case_insensitively() {
     let (_dir, daemon, _client) = setup().await;
     let raw = body(vec![text_event("01J0000000000000000000000D", "U1", 1, "hi")]);
-    let sig = signature::sign(TOKYO_SECRET.as_bytes(), &raw);
+    let sig = sign_webhook(TOKYO_SECRET, &raw);
     for (i, name) in ["X-LINE-SIGNATURE", "X-Line-Signature", "x-line-signature"].iter().enumerate() {
         let mut stream = tokio::net::TcpStream::connect(daemon.addr()).await.unwrap();
         let head = format!(
@@ -86,7 +85,7 @@ async fn the_signature_header_name_is_matched_case_insensitively() {
 async fn a_valid_signature_over_invalid_json_is_400_and_nothing_is_stored() {
     let (_dir, daemon, client) = setup().await;
     for raw in [&b"{\"events\": [ {"[..], b"null", b"{\"events\":\"no\"}", b""] {
-        let res = post_signed(&client, daemon.addr(), "tokyo", TOKYO_SECRET, raw.to_vec()).await;
+        let res = post_signed_webhook(&client, daemon.addr(), "tokyo", TOKYO_SECRET, raw.to_vec()).await;
         assert_eq!(res.status(), 400, "{}", String::from_utf8_lossy(raw));
     }
     assert_eq!(daemon.store().inbox_len().await.unwrap(), 0);
@@ -95,7 +94,7 @@ async fn a_valid_signature_over_invalid_json_is_400_and_nothing_is_stored() {
 #[tokio::test]
 async fn the_verify_button_gets_200_with_nothing_stored() {
     let (_dir, daemon, client) = setup().await;
-    let res = post_signed(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body(vec![])).await;
+    let res = post_signed_webhook(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body(vec![])).await;
     assert_eq!(res.status(), 200);
     assert_eq!(daemon.store().inbox_len().await.unwrap(), 0);
 }
@@ -104,7 +103,7 @@ async fn the_verify_button_gets_200_with_nothing_stored() {
 async fn an_unknown_account_is_404() {
     let (_dir, daemon, client) = setup().await;
     let raw = body(vec![text_event("01J0000000000000000000000E", "U1", 1, "hi")]);
-    let res = post_signed(&client, daemon.addr(), "nagoya", TOKYO_SECRET, raw).await;
+    let res = post_signed_webhook(&client, daemon.addr(), "nagoya", TOKYO_SECRET, raw).await;
     assert_eq!(res.status(), 404);
     assert_eq!(daemon.store().inbox_len().await.unwrap(), 0);
 }
@@ -115,9 +114,9 @@ async fn a_redelivered_event_is_stored_once() {
     let first = text_event("01J0000000000000000000000F", "U1", 5, "hi");
     let mut again = first.clone();
     again["deliveryContext"]["isRedelivery"] = true.into();
-    let res = post_signed(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body(vec![first])).await;
+    let res = post_signed_webhook(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body(vec![first])).await;
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["stored"], 1);
-    let res = post_signed(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body(vec![again])).await;
+    let res = post_signed_webhook(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body(vec![again])).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["duplicates"], 1);
     assert_eq!(daemon.store().inbox_len().await.unwrap(), 1);
@@ -129,7 +128,7 @@ async fn a_redelivered_event_is_stored_once() {
 async fn unknown_event_types_are_stored_not_refused() {
     let (_dir, daemon, client) = setup().await;
     let odd = serde_json::json!({"type": "somethingLineAddsLater", "timestamp": 9, "webhookEventId": "01J0000000000000000000000G", "mode": "active"});
-    let res = post_signed(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body(vec![odd])).await;
+    let res = post_signed_webhook(&client, daemon.addr(), "tokyo", TOKYO_SECRET, body(vec![odd])).await;
     assert_eq!(res.status(), 200);
     let row = daemon.store().inbox_get("01J0000000000000000000000G").await.unwrap().unwrap();
     assert_eq!(row.event.event_type, "somethingLineAddsLater");
@@ -140,7 +139,7 @@ async fn a_body_over_the_limit_is_refused() {
     let (_dir, daemon, client) = setup().await;
     let big = "x".repeat(70_000);
     let raw = body(vec![text_event("01J0000000000000000000000H", "U1", 1, &big)]);
-    let res = post_signed(&client, daemon.addr(), "tokyo", TOKYO_SECRET, raw).await;
+    let res = post_signed_webhook(&client, daemon.addr(), "tokyo", TOKYO_SECRET, raw).await;
     assert_eq!(res.status(), 413);
     assert_eq!(daemon.store().inbox_len().await.unwrap(), 0);
 }
@@ -157,7 +156,7 @@ async fn concurrent_webhooks_are_all_stored() {
                 text_event(&format!("01J{i:023}A"), &format!("U{i}"), i, "a"),
                 text_event(&format!("01J{i:023}B"), &format!("U{i}"), i + 1, "b"),
             ];
-            post_signed(
+            post_signed_webhook(
                 &client,
                 addr,
                 if i % 2 == 0 { "tokyo" } else { "osaka" },
@@ -176,13 +175,8 @@ async fn concurrent_webhooks_are_all_stored() {
 
 /// A config listing `ids` in this order, on a plan that fits them.
 fn config_with_accounts(dir: &std::path::Path, ids: &[&str]) -> linehub::config::Config {
-    let mut text = common::config_text(dir, "http://127.0.0.1:9").replace("plan: starter", "plan: professional");
-    text.truncate(text.find("accounts:").unwrap());
-    text.push_str("accounts:\n");
-    for id in ids {
-        text.push_str(&format!("  - id: {id}\n    channel_secret: s\n    channel_access_token: t\n"));
-    }
-    linehub::config::load_str(&dir.join("config.yaml"), &text).unwrap()
+    let file = ConfigFile::standard(dir, "http://127.0.0.1:9").plan("professional").without_accounts();
+    ids.iter().fold(file, |file, id| file.account(id, "s", "t")).load()
 }
 
 #[tokio::test]
@@ -190,7 +184,7 @@ async fn serials_are_stable_across_reorder_and_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let mut expected: Vec<(String, i64)> = vec![("tokyo".into(), 1), ("osaka".into(), 2)];
     for ids in [&["tokyo", "osaka"][..], &["kyoto", "osaka", "tokyo"], &["nagoya", "tokyo"], &["osaka", "nagoya"]] {
-        let daemon = start(config_with_accounts(dir.path(), ids)).await;
+        let daemon = start_daemon(config_with_accounts(dir.path(), ids)).await;
         for id in ids {
             if !expected.iter().any(|(e, _)| e == id) {
                 expected.push((id.to_string(), expected.len() as i64 + 1));

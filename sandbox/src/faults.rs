@@ -10,6 +10,8 @@
 //! - rate-limit storm: the next N requests get 429 with the service's real body and headers.
 //! - lost responses: the next N requests are carried out, then answered as an outage, as when a
 //!   connection breaks after the service acted (the caller cannot tell whether it did).
+//! - held answers: requests are carried out, then their answers wait until the test releases
+//!   them ([`Hold`]), so a test can act at a known moment: while a caller is mid-request.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -50,6 +52,52 @@ pub(crate) enum Injected {
     RateLimited,
 }
 
+/// A gate set by [`FaultControl::hold_answers`]: answers of its service wait at it until
+/// [`Hold::release`]. Cheap to clone; clones are the same gate.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    inner: std::sync::Arc<HoldState>,
+}
+
+#[derive(Debug)]
+struct HoldState {
+    /// How many answers have reached the gate so far (held, or passed after release).
+    arrived: tokio::sync::watch::Sender<usize>,
+    /// Whether the gate is open.
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Hold {
+    fn new() -> Hold {
+        let inner =
+            HoldState { arrived: tokio::sync::watch::Sender::new(0), open: tokio::sync::watch::Sender::new(false) };
+        Hold { inner: std::sync::Arc::new(inner) }
+    }
+
+    /// Waits until `n` answers in all have reached the gate: their requests have taken effect.
+    pub async fn arrived(&self, n: usize) {
+        // The sender lives in `self`, so the channel never closes while this waits.
+        let _ = self.inner.arrived.subscribe().wait_for(|seen| *seen >= n).await;
+    }
+
+    /// How many answers have reached the gate so far.
+    pub fn count(&self) -> usize {
+        *self.inner.arrived.borrow()
+    }
+
+    /// Opens the gate: held answers go out, later ones are not held.
+    pub fn release(&self) {
+        self.inner.open.send_replace(true);
+    }
+
+    /// Holds one answer until the gate opens (at once if it is open).
+    pub(crate) async fn pass(&self) {
+        let mut open = self.inner.open.subscribe();
+        self.inner.arrived.send_modify(|seen| *seen += 1);
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct ServiceFaults {
     outage_requests: u32,
@@ -59,6 +107,8 @@ struct ServiceFaults {
     lost_responses: u32,
     /// Only requests of this operation (`multicast`, `batchCreateContacts`, …) lose answers.
     lost_operation: Option<String>,
+    /// Answers wait here until released.
+    hold: Option<Hold>,
 }
 
 /// The faults currently set, per service.
@@ -79,6 +129,11 @@ impl FaultState {
     /// The delay to add to every response of `service`, if any.
     pub(crate) fn latency(&self, service: Service) -> Option<Duration> {
         lock(self.of(service)).latency
+    }
+
+    /// The gate answers of `service` wait at, if one is set.
+    pub(crate) fn hold(&self, service: Service) -> Option<Hold> {
+        lock(self.of(service)).hold.clone()
     }
 
     /// Decides whether this request of `service` fails, consuming one counted failure if so.
@@ -164,9 +219,24 @@ impl FaultControl {
         });
     }
 
-    /// Removes every fault of `service`.
+    /// Carries out every request of `service` but holds its answer until the returned [`Hold`]
+    /// is released (or the fault cleared): a test can act while a caller is known to be waiting
+    /// on the service, instead of guessing with a sleep. Replaces an earlier hold, releasing it.
+    pub fn hold_answers(&self, service: Service) -> Hold {
+        let hold = Hold::new();
+        let earlier = lock(self.shared.faults.of(service)).hold.replace(hold.clone());
+        if let Some(earlier) = earlier {
+            earlier.release();
+        }
+        hold
+    }
+
+    /// Removes every fault of `service`; answers it holds go out.
     pub fn clear(&self, service: Service) {
-        self.with(service, |f| *f = ServiceFaults::default());
+        let earlier = std::mem::take(&mut *lock(self.shared.faults.of(service)));
+        if let Some(hold) = earlier.hold {
+            hold.release();
+        }
     }
 
     /// Removes every fault of every service.

@@ -50,7 +50,7 @@ mod violations;
 
 pub use contract::{Contract, ContractError, Violation, ViolationKind};
 pub use error::ControlError;
-pub use faults::{FaultControl, Outage, Service};
+pub use faults::{FaultControl, Hold, Outage, Service};
 pub use hubspot::signing as hubspot_signing;
 pub use hubspot::{Activity, CallbackCompletion, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec};
 pub use line::webhook;

@@ -4,8 +4,8 @@
 //! `/crm/{objects,properties,owners,lists}/YYYY-MM/...` forms, mapped onto `/crm/v3`;
 //! `/automation/v4/...` and the dated `/automation/actions/callbacks/YYYY-MM/...`, mapped onto
 //! `/automation/v4/actions/callbacks`) and the admin API (`/_sandbox/...`). A path none of them
-//! serves is a recorded violation. Latency faults are applied here, before a simulator looks at
-//! the request.
+//! serves is a recorded violation. Latency faults and held answers are applied here, once a
+//! simulator has acted on the request.
 //!
 //! [`Sandbox::start`] runs the server as a task of the caller's runtime (tests, `linehub demo`);
 //! [`serve`] runs it until a shutdown future completes (`linehub sandbox --listen ADDR`).
@@ -153,6 +153,9 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     .into_response();
     // The request has taken effect; only its answer is late. A client that gives up waiting
     // must cope with work done that it did not hear about, as with the real services.
+    if let Some(hold) = shared.faults.hold(service) {
+        hold.pass().await;
+    }
     if let Some(delay) = shared.faults.latency(service) {
         tokio::time::sleep(delay).await;
     }

@@ -1,4 +1,4 @@
-//! Faults: outages, slowness and rate-limit storms, and recovery from each.
+//! Faults: outages, slowness, rate-limit storms and held answers, and recovery from each.
 
 mod common;
 
@@ -69,6 +69,47 @@ async fn latency_delays_every_response_of_one_service() {
     let started = std::time::Instant::now();
     assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 200);
     assert!(started.elapsed() < Duration::from_millis(150), "HubSpot is not slowed");
+}
+
+#[tokio::test]
+async fn held_answers_wait_until_released_after_their_requests_took_effect() {
+    let h = start().await;
+    let user = webhook::random_user_id();
+    h.sandbox.line().add_friend(LINE_TOKEN, &user, Profile::named("Ann")).expect("friend");
+    let hold = h.sandbox.faults().hold_answers(Service::Line);
+    let body = json!({"to": [user.clone()], "messages": [{"type": "text", "text": "hi"}]});
+    let first = h.line_post("/v2/bot/message/multicast", &body, &[]);
+    tokio::pin!(first);
+    tokio::select! {
+        _ = &mut first => panic!("the answer went out before the release"),
+        () = hold.arrived(1) => {}
+    }
+    // The request has taken effect; its answer is held; HubSpot is not affected.
+    assert_eq!(h.sandbox.line().sent_messages().len(), 1);
+    assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 200);
+    assert!(tokio::time::timeout(Duration::from_millis(50), &mut first).await.is_err(), "the answer is held");
+    let second = h.line_get("/v2/bot/info");
+    tokio::pin!(second);
+    tokio::select! {
+        _ = &mut second => panic!("a second answer of the service went out before the release"),
+        () = hold.arrived(2) => {}
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(50), &mut second).await.is_err(), "held too");
+    hold.release();
+    assert_eq!(status_json(first.await).await.0, 200);
+    assert_eq!(status_json(second.await).await.0, 200);
+    // Released: later answers go out at once.
+    assert_eq!(status_json(h.line_get("/v2/bot/info").await).await.0, 200);
+    assert_eq!(hold.count(), 3);
+
+    // Clearing the service's faults lets held answers go too.
+    let hold = h.sandbox.faults().hold_answers(Service::Line);
+    let clear = async {
+        hold.arrived(1).await;
+        h.sandbox.faults().clear(Service::Line);
+    };
+    let (info, ()) = tokio::join!(h.line_get("/v2/bot/info"), clear);
+    assert_eq!(status_json(info).await.0, 200);
 }
 
 #[tokio::test]
