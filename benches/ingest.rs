@@ -88,7 +88,7 @@ async fn linehub(dir: &std::path::Path) -> Daemon {
         "server:\n  listen: \"127.0.0.1:0\"\n  public_base_url: \"https://bench.test\"\nstore:\n  path: \"{}\"\nplan: starter\nhubspot:\n  token: t\naccounts:\n  - id: bench\n    channel_secret: \"{SECRET}\"\n    channel_access_token: t\n",
         dir.join("bench.db").display()
     );
-    let config = linehub::config::load_str(&dir.join("config.yaml"), &text).unwrap();
+    let config = linehub::settings::Settings::load_str(&dir.join("config.yaml"), &text).unwrap();
     Daemon::start(config, TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap()
 }
 

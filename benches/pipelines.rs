@@ -118,7 +118,7 @@ async fn import(friends: usize) {
         "accounts: [bench]\nsteps:\n  - import_friends: { page_size: 1000 }\n",
     )
     .expect("pipeline");
-    let config = linehub::config::load(&path).expect("config");
+    let config = linehub::settings::Settings::load(&path).expect("config");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let options = Options { clock: Arc::new(SystemClock), background: true };
     let daemon = Daemon::start_with(config, listener, options).await.expect("daemon");
@@ -176,7 +176,7 @@ async fn import(friends: usize) {
 async fn reload(reloads: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_config(dir.path(), "http://127.0.0.1:1", 1, "enterprise");
-    let config = linehub::config::load(&path).expect("config");
+    let config = linehub::settings::Settings::load(&path).expect("config");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let daemon = Daemon::start_with(config, listener, Options::manual(Arc::new(SystemClock))).await.expect("daemon");
 

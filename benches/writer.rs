@@ -39,12 +39,12 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn config(dir: &std::path::Path, upstream: &str) -> linehub::config::Config {
+fn config(dir: &std::path::Path, upstream: &str) -> linehub::settings::Settings {
     let text = format!(
         "server:\n  listen: \"127.0.0.1:0\"\n  public_base_url: \"https://bench.test\"\n  max_body_bytes: 8388608\nstore:\n  path: \"{}\"\nplan: trial\nhubspot:\n  base_url: \"{upstream}\"\n  token: sandbox-hubspot-token\n  tier: professional\nline:\n  api_base_url: \"{upstream}\"\naccounts:\n  - id: bench\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n",
         dir.join("bench.db").display()
     );
-    linehub::config::load_str(&dir.join("config.yaml"), &text).unwrap()
+    linehub::settings::Settings::load_str(&dir.join("config.yaml"), &text).unwrap()
 }
 
 async fn post(http: &reqwest::Client, addr: std::net::SocketAddr, body: Vec<u8>) {

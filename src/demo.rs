@@ -15,9 +15,9 @@ use anyhow::{Context, bail};
 use linehub_sandbox::{ChannelSpec, Contact, OwnerSpec, Profile, Sandbox, SandboxConfig, webhook};
 use tokio::net::TcpListener;
 
-use crate::config;
 use crate::daemon::Daemon;
 use crate::line::signature;
+use crate::settings::Settings;
 use crate::sync::properties::Field;
 
 const ACCOUNT: &str = "demo";
@@ -54,9 +54,10 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
         hs = sandbox.base_url(),
         hs_token = SandboxConfig::default().hubspot_token,
     );
-    let config = config::load_str(&dir.join("config.yaml"), &text).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
+    let settings =
+        Settings::load_str(&dir.join("config.yaml"), &text).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
     let listener = TcpListener::bind(options.listen).await.with_context(|| format!("binding {}", options.listen))?;
-    let daemon = Daemon::start(config, listener).await?;
+    let daemon = Daemon::start(settings, listener).await?;
     let http = reqwest::Client::new();
     let webhook_url = format!("http://{}/line/{ACCOUNT}/webhook", daemon.addr());
 

@@ -22,6 +22,7 @@ pub mod line;
 pub mod pipelines;
 pub mod retry;
 pub mod sends;
+pub mod settings;
 pub mod store;
 pub mod sync;
 pub mod yaml;

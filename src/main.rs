@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use linehub::config;
 use linehub::daemon::Daemon;
+use linehub::settings::Settings;
 use tokio::net::TcpListener;
 
 /// mimalloc: webhook ingest allocates per request on every worker thread, where glibc's malloc
@@ -169,15 +170,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match config::load(path) {
-        Ok(c) => {
+    match Settings::load(path) {
+        Ok(Settings { config: c, pipelines }) => {
             println!(
                 "{}: ok ({} accounts, {} active, plan {}, {} pipelines)",
                 path.display(),
                 c.accounts.len(),
                 c.active_accounts().count(),
                 c.plan.name(),
-                c.pipelines.len()
+                pipelines.len()
             );
             ExitCode::SUCCESS
         }
@@ -189,10 +190,10 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 async fn run(path: PathBuf) -> anyhow::Result<()> {
-    let config = config::load(&path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    let listener =
-        TcpListener::bind(config.server.listen).await.with_context(|| format!("binding {}", config.server.listen))?;
-    let daemon = Daemon::start(config, listener).await?;
+    let settings = Settings::load(&path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let listen = settings.config.server.listen;
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let daemon = Daemon::start(settings, listener).await?;
     let pipelines_dir = daemon.config().pipelines_dir.clone();
     let mut watcher = match config::watch::ConfigWatcher::start(&path, &pipelines_dir, Duration::from_millis(500)) {
         Ok(w) => Some(w),
@@ -246,14 +247,15 @@ async fn pipeline(command: PipelineCommand) -> anyhow::Result<ExitCode> {
     let path = match &command {
         PipelineCommand::List { config } | PipelineCommand::Run { config, .. } => config,
     };
-    let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let settings = Settings::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     match command {
         PipelineCommand::List { .. } => {
-            print!("{}", linehub::pipelines::cli::list(&config).await?);
+            print!("{}", linehub::pipelines::cli::list(&settings.config, &settings.pipelines).await?);
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Run { name, dry_run, .. } => {
-            let (report, queued) = linehub::pipelines::cli::run(config, &name, dry_run).await?;
+            let (report, queued) =
+                linehub::pipelines::cli::run(settings.config.clone(), &settings.pipelines, &name, dry_run).await?;
             print!("{report}");
             if queued > 0 {
                 println!("{queued} HubSpot write(s) are queued; the running daemon (`linehub run`) sends them");

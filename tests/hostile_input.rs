@@ -151,7 +151,7 @@ fn broken_configs_are_refused_with_a_location_and_never_half_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let good = ConfigFile::standard(dir.path(), "http://127.0.0.1:9").text();
     let path = dir.path().join("config.yaml");
-    assert!(linehub::config::load_str(&path, &good).is_ok());
+    assert!(linehub::settings::Settings::load_str(&path, &good).is_ok());
     let lines: Vec<&str> = good.lines().collect();
     for _ in 0..cases(2000) {
         let mut text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
@@ -183,10 +183,10 @@ fn broken_configs_are_refused_with_a_location_and_never_half_loaded() {
             }
         }
         let text = text.join("\n");
-        match linehub::config::load_str(&path, &text) {
+        match linehub::settings::Settings::load_str(&path, &text) {
             // Some damage is harmless (a swapped pair of keys): then the result must equal the
             // original in what matters.
-            Ok(c) => assert_eq!(c.accounts.len(), 2, "{text}"),
+            Ok(c) => assert_eq!(c.config.accounts.len(), 2, "{text}"),
             Err(errors) => {
                 for e in &errors.0 {
                     assert_eq!(e.file, path);
@@ -201,7 +201,8 @@ fn broken_configs_are_refused_with_a_location_and_never_half_loaded() {
 #[test]
 fn broken_pipeline_files_are_refused_with_a_location() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
-    let accounts = ConfigFile::bare(std::path::Path::new("/x")).account("tokyo-store", "s", "t").load().accounts;
+    let accounts =
+        ConfigFile::bare(std::path::Path::new("/x")).account("tokyo-store", "s", "t").load().config.accounts.clone();
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let mut originals = Vec::new();
     for entry in std::fs::read_dir(&examples).unwrap() {

@@ -92,7 +92,7 @@ async fn a_broken_pipeline_file_changes_nothing_and_names_file_line_and_field() 
         let Err(ReloadError::Invalid(errors)) = w.daemon.reload().await else { panic!("accepted:\n{yaml}") };
         assert!(errors.to_string().contains(expected), "expected `{expected}` in {errors}");
     }
-    assert_eq!(w.daemon.config().pipelines.len(), 1);
+    assert_eq!(w.daemon.settings().pipelines.len(), 1);
     assert_eq!(w.daemon.next_pipeline_run("nightly"), before);
 }
 

@@ -174,7 +174,7 @@ async fn concurrent_webhooks_are_all_stored() {
 }
 
 /// A config listing `ids` in this order, on a plan that fits them.
-fn config_with_accounts(dir: &std::path::Path, ids: &[&str]) -> linehub::config::Config {
+fn config_with_accounts(dir: &std::path::Path, ids: &[&str]) -> linehub::settings::Settings {
     let file = ConfigFile::standard(dir, "http://127.0.0.1:9").plan("professional").without_accounts();
     ids.iter().fold(file, |file, id| file.account(id, "s", "t")).load()
 }

@@ -1,5 +1,4 @@
-//! Reading a config file: YAML with positions ([`crate::yaml`]), then the checks, then its
-//! pipelines.
+//! Reading a config file: YAML with positions ([`crate::yaml`]), then the checks.
 //!
 //! Parse errors come back with the dotted path of the field the parser was in and its line and
 //! column; validation errors (see [`super::validate`]) use the spans kept in the raw types.
@@ -18,10 +17,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates config text as if it were read from `path` (relative paths inside the
-/// config resolve against `path`'s directory), then loads and checks its pipelines.
+/// config resolve against `path`'s directory).
 pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let raw: RawConfig = parse_yaml(path, text)?;
-    let mut config = validate::validate(raw, path, &|name| std::env::var(name).ok())?;
-    config.pipelines = crate::pipelines::load_dir(&config.pipelines_dir, &config.accounts)?;
-    Ok(config)
+    validate::validate(raw, path, &|name| std::env::var(name).ok())
 }

@@ -4,17 +4,17 @@
 //! API hosts, the connector plan and the connected LINE Official Accounts (see
 //! `config.example.yaml`, where every key is commented). Two types keep the file honest: the raw
 //! YAML model in [`raw`], and the checked [`Config`] that only [`load`] can produce. Every error
-//! names file, line and field. The pipelines of `pipelines_dir` are loaded and checked with it
-//! (see [`crate::pipelines::spec`]), so a config and its pipelines are always accepted together;
-//! [`watch`] notices when either changes on disk.
+//! names file, line and field (the located errors of [`crate::yaml`]). [`watch`] notices when the
+//! file or its pipelines directory changes on disk; [`reload`] says what a new config changes and
+//! which settings only a restart can change.
 //!
-//! Loading points one way: config loads and holds the pipelines, while the pipeline model
-//! ([`crate::pipelines::spec`] and the step checks) knows accounts only by id
-//! ([`crate::pipelines::spec::AccountId`]) and shares the located errors of [`crate::yaml`]
-//! instead of importing this module. Only running a pipeline reads the checked [`Config`].
+//! Arrows point one way: this module knows nothing of pipelines. The pipelines of
+//! `pipelines_dir` know this config's accounts, and `crate::settings` loads the two together,
+//! so a config and its pipelines are always accepted (or refused) as one.
 
 mod load;
 mod raw;
+pub mod reload;
 mod secret;
 mod validate;
 pub mod watch;
@@ -46,8 +46,6 @@ pub struct Config {
     /// Where pipeline files are read from (`pipelines_dir`, default `pipelines` beside the
     /// config file); a directory that does not exist means no pipelines.
     pub pipelines_dir: PathBuf,
-    /// The pipelines of `pipelines_dir`, checked against `accounts`, in file name order.
-    pub pipelines: Vec<crate::pipelines::Pipeline>,
 }
 
 impl Config {
@@ -141,12 +139,6 @@ pub struct Account {
     pub channel_access_token: Secret,
     /// Inactive accounts keep their data and serial but take no webhooks.
     pub active: bool,
-}
-
-impl crate::pipelines::spec::AccountId for Account {
-    fn account_id(&self) -> &str {
-        &self.id
-    }
 }
 
 /// The connector plan; it caps the number of active accounts.

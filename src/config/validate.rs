@@ -224,7 +224,6 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
             line,
             accounts,
             pipelines_dir,
-            pipelines: Vec::new(),
         }),
         _ => Err(ConfigErrors(c.errors)),
     }

@@ -25,7 +25,7 @@ const EXPIRATION: &str = "P1D";
 
 /// The handler.
 pub async fn push_line_message(State(app): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let config = app.config.borrow().clone();
+    let config = app.settings.borrow().config.clone();
     let Some(secret) = config.hubspot.client_secret.clone() else {
         return error(StatusCode::NOT_FOUND, "workflow actions are off: hubspot.client_secret is not set");
     };

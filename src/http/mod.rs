@@ -20,14 +20,14 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::settings::Settings;
 use crate::store::Store;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The config in force; replaced whole on reload.
-    pub config: watch::Receiver<Arc<Config>>,
+    /// The config and pipelines in force; replaced whole on reload.
+    pub settings: watch::Receiver<Arc<Settings>>,
     /// The store the inbox lives in.
     pub store: Store,
     /// Woken after events are committed, so they are applied without polling delay.
@@ -40,7 +40,7 @@ pub struct AppState {
 
 /// Builds the router. The body limit is fixed when the router is built.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.config.borrow().server.max_body_bytes;
+    let max_body = state.settings.borrow().config.server.max_body_bytes;
     Router::new()
         .route("/line/{account_id}/webhook", post(webhook::receive))
         .route("/hubspot/actions/push-line-message", post(hubspot_action::push_line_message))

@@ -36,8 +36,8 @@ pub async fn receive(
     body: Bytes,
 ) -> Response {
     let secret = {
-        let config = app.config.borrow();
-        match config.account(&account_id).filter(|a| a.active) {
+        let settings = app.settings.borrow();
+        match settings.config.account(&account_id).filter(|a| a.active) {
             Some(account) => account.channel_secret.clone(),
             None => return reply(StatusCode::NOT_FOUND, "no active account with this id"),
         }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use chrono::TimeZone;
 use tokio::sync::Notify;
 
-use super::{RunReport, Runner};
+use super::{Pipeline, RunReport, Runner};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::hubspot::HubSpotClient;
@@ -20,15 +20,15 @@ use crate::store::Store;
 
 /// The text of `linehub pipeline list`: each pipeline's schedule, next run, accounts, steps and
 /// last run.
-pub async fn list(config: &Config) -> anyhow::Result<String> {
+pub async fn list(config: &Config, pipelines: &[Pipeline]) -> anyhow::Result<String> {
     let mut out = String::new();
-    if config.pipelines.is_empty() {
+    if pipelines.is_empty() {
         writeln!(out, "no pipelines in {} (add *.yaml files there)", config.pipelines_dir.display())?;
         return Ok(out);
     }
     let store = if config.store.path.exists() { Some(Store::open(&config.store.path)?) } else { None };
     let now = SystemClock.now_ms();
-    for p in &config.pipelines {
+    for p in pipelines {
         let steps: Vec<&str> = p.steps.iter().map(|s| s.kind()).collect();
         writeln!(out, "{}  ({})", p.name, p.source.display())?;
         if let Some(d) = &p.description {
@@ -60,7 +60,12 @@ pub async fn list(config: &Config) -> anyhow::Result<String> {
 }
 
 /// Runs pipeline `name` now; returns its report and how many HubSpot writes wait in the outbox.
-pub async fn run(config: Config, name: &str, dry_run: bool) -> anyhow::Result<(RunReport, u64)> {
+pub async fn run(
+    config: Arc<Config>,
+    pipelines: &[Pipeline],
+    name: &str,
+    dry_run: bool,
+) -> anyhow::Result<(RunReport, u64)> {
     let store = Store::open(&config.store.path)
         .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
     let line = LineClient::new(&config.line.api_base_url).context("building the LINE client")?;
@@ -68,6 +73,6 @@ pub async fn run(config: Config, name: &str, dry_run: bool) -> anyhow::Result<(R
     let ids = config.accounts.iter().map(|a| a.id.clone()).collect();
     store.ensure_serials(ids, SystemClock.now_ms()).await.context("assigning account serials")?;
     let runner = Runner::new(store.clone(), line, hubspot, Arc::new(SystemClock), Arc::new(Notify::new()), None);
-    let report = runner.run(Arc::new(config), name, dry_run).await?;
+    let report = runner.run(config, pipelines, name, dry_run).await?;
     Ok((report, store.outbox_len().await?))
 }

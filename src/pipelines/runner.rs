@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::Pipeline;
 use super::checkpoint::{Checkpoint, SavedOutcome};
 use super::context::StepContext;
 use super::report::StepReport;
@@ -181,10 +182,17 @@ impl Runner {
         self.store.interrupted_pipelines(self.owner.clone()).await
     }
 
-    /// Runs pipeline `name` of `config` (resuming its interrupted run, if any).
-    pub async fn run(&self, config: Arc<Config>, name: &str, dry_run: bool) -> Result<RunReport, RunError> {
-        let Some(pipeline) = config.pipelines.iter().find(|p| p.name == name).cloned() else {
-            let known: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
+    /// Runs the pipeline called `name` among `pipelines`, on `config`'s accounts (resuming its
+    /// interrupted run, if any).
+    pub async fn run(
+        &self,
+        config: Arc<Config>,
+        pipelines: &[Pipeline],
+        name: &str,
+        dry_run: bool,
+    ) -> Result<RunReport, RunError> {
+        let Some(pipeline) = pipelines.iter().find(|p| p.name == name).cloned() else {
+            let known: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
             return Err(RunError::Unknown {
                 name: name.to_string(),
                 known: if known.is_empty() { "none".into() } else { known.join(", ") },
@@ -378,7 +386,7 @@ mod tests {
     use crate::clock::SystemClock;
 
     /// A config with one account and one pipeline, its store in `dir`.
-    fn config(dir: &Path) -> Config {
+    fn config(dir: &Path) -> (Config, Vec<Pipeline>) {
         let yaml = format!(
             "server: {{ listen: \"127.0.0.1:0\", public_base_url: \"https://linehub.test\" }}\n\
              store: {{ path: \"{}\" }}\nplan: starter\nhubspot: {{ token: \"t\", base_url: \"http://127.0.0.1:9\" }}\n\
@@ -386,20 +394,19 @@ mod tests {
              accounts:\n  - {{ id: tokyo, channel_secret: \"s\", channel_access_token: \"t\" }}\n",
             dir.join("linehub.db").display()
         );
-        let mut config = crate::config::load_str(&dir.join("config.yaml"), &yaml).unwrap_or_else(|e| panic!("{e}"));
+        let config = crate::config::load_str(&dir.join("config.yaml"), &yaml).unwrap_or_else(|e| panic!("{e}"));
         let pipeline = "accounts: [tokyo]\nsteps:\n  - reconcile_follow_status: {}\n";
         let pipeline = super::super::spec::load_str(&dir.join("nightly.yaml"), pipeline, &config.accounts)
             .unwrap_or_else(|e| panic!("{e}"));
-        config.pipelines.push(pipeline);
-        config
+        (config, vec![pipeline])
     }
 
     #[tokio::test]
     async fn a_run_whose_checkpoint_cannot_be_read_fails_and_says_so_instead_of_starting_over() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let config = config(dir.path());
+        let (config, pipelines) = config(dir.path());
         let store = Store::open(&config.store.path).unwrap_or_else(|e| panic!("{e}"));
-        let fingerprint = config.pipelines[0].fingerprint.clone();
+        let fingerprint = pipelines[0].fingerprint.clone();
         let ClaimOutcome::Claimed(first) = store
             .claim_run("nightly", &fingerprint, "1-crashed", 0, LEASE_MS, false)
             .await
@@ -413,7 +420,7 @@ mod tests {
         let line = LineClient::new(&config.line.api_base_url).unwrap_or_else(|e| panic!("{e}"));
         let hubspot = HubSpotClient::from_config(&config.hubspot).unwrap_or_else(|e| panic!("{e}"));
         let runner = Runner::new(store, line, hubspot, Arc::new(SystemClock), Arc::new(Notify::new()), None);
-        let report = runner.run(Arc::new(config), "nightly", false).await.unwrap_or_else(|e| panic!("{e}"));
+        let report = runner.run(Arc::new(config), &pipelines, "nightly", false).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((report.run_id, report.resumed, report.state), (first.run_id, true, RunState::Failed));
         let error = report.error.unwrap_or_default();
         assert!(error.contains("checkpoint of the interrupted run cannot be read"), "{error}");

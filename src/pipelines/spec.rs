@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::checks::Checks;
 use super::steps::StepSpec;
+use crate::config::reload::ReloadOutcome;
 use crate::yaml::{ConfigError, ConfigErrors, parse_yaml};
 
 /// One pipeline file as written.
@@ -125,6 +126,12 @@ impl AccountId for String {
 impl AccountId for &str {
     fn account_id(&self) -> &str {
         self
+    }
+}
+
+impl AccountId for crate::config::Account {
+    fn account_id(&self) -> &str {
+        &self.id
     }
 }
 
@@ -268,6 +275,23 @@ pub fn load_dir<A: AccountId>(dir: &Path, accounts: &[A]) -> Result<Vec<Pipeline
         }
     }
     if errors.is_empty() { Ok(pipelines) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Adds to `outcome` the pipelines added, removed and changed (definition or schedule) from
+/// `old` to `new`.
+pub fn compare(old: &[Pipeline], new: &[Pipeline], outcome: &mut ReloadOutcome) {
+    let schedule = |p: &Pipeline| p.schedule.as_ref().map(|s| format!("{} {}", s.cron, s.time_zone.name()));
+    for p in new {
+        match old.iter().find(|q| q.name == p.name) {
+            None => outcome.pipelines_added.push(p.name.clone()),
+            Some(q) if q.fingerprint != p.fingerprint || schedule(q) != schedule(p) => {
+                outcome.pipelines_changed.push(p.name.clone())
+            }
+            Some(_) => {}
+        }
+    }
+    outcome.pipelines_removed =
+        old.iter().filter(|q| !new.iter().any(|p| p.name == q.name)).map(|q| q.name.clone()).collect();
 }
 
 #[cfg(test)]

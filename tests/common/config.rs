@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use linehub::config::{self, Config};
+use linehub::settings::Settings;
 
 /// The channel secret of account `tokyo` in [`ConfigFile::standard`].
 pub const TOKYO_SECRET: &str = "tokyo-channel-secret-0123456789ab";
@@ -162,7 +162,7 @@ impl ConfigFile {
     }
 
     /// Loads it as if read from [`ConfigFile::path`] (nothing is written).
-    pub fn load(&self) -> Config {
-        config::load_str(&self.path(), &self.text()).unwrap_or_else(|e| panic!("{e}"))
+    pub fn load(&self) -> Settings {
+        Settings::load_str(&self.path(), &self.text()).unwrap_or_else(|e| panic!("{e}"))
     }
 }

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use linehub::clock::Clock;
-use linehub::config::{self, Config};
 use linehub::daemon::Daemon;
+use linehub::settings::Settings;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -19,10 +19,10 @@ pub async fn start_sandbox() -> linehub_sandbox::Sandbox {
     linehub_sandbox::Sandbox::start(listener, linehub_sandbox::SandboxConfig::default()).await.unwrap()
 }
 
-/// Starts a daemon on `config` and an ephemeral port.
-pub async fn start_daemon(config: Config) -> Daemon {
+/// Starts a daemon on `settings` and an ephemeral port.
+pub async fn start_daemon(settings: Settings) -> Daemon {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Daemon::start(config, listener).await.unwrap()
+    Daemon::start(settings, listener).await.unwrap()
 }
 
 /// A sandbox with LINE channels for `tokyo` and `osaka`, and a daemon whose queues the test
@@ -69,9 +69,9 @@ impl World {
         if !file.path().exists() {
             file.write();
         }
-        let config = config::load(&file.path()).unwrap_or_else(|e| panic!("{e}"));
+        let settings = Settings::load(&file.path()).unwrap_or_else(|e| panic!("{e}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Daemon::start_with(config, listener, linehub::daemon::Options::manual(clock)).await.unwrap()
+        Daemon::start_with(settings, listener, linehub::daemon::Options::manual(clock)).await.unwrap()
     }
 
     /// Stops the daemon and starts a new one on the same store (a restart).
