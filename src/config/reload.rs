@@ -104,7 +104,7 @@ mod tests {
 
     fn config(accounts: &str, listen: &str) -> Config {
         let yaml = format!(
-            "server: {{ listen: \"{listen}\", public_base_url: \"https://x.test\" }}\nstore: {{ path: /tmp/x.db }}\n\
+            "server: {{ listen: \"{listen}\", public_base_url: \"https://x.test\" }}\nstore: {{ path: /tmp/x.db }}\nplan: professional\n\
              hubspot: {{ token: t }}\naccounts:\n{accounts}"
         );
         super::super::load_str(Path::new("/nonexistent/config.yaml"), &yaml).unwrap_or_else(|e| panic!("{e}"))
