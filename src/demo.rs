@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use linehub_sandbox::{ChannelSpec, Contact, OwnerSpec, Profile, Sandbox, SandboxConfig, webhook};
+use linehub_sandbox::{ChannelSpec, Contact, OwnerSpec, Profile, Sandbox, SandboxConfig, hubspot_actions, webhook};
 use tokio::net::TcpListener;
 
 use crate::daemon::Daemon;
@@ -110,18 +110,13 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
 
     println!("\n4. A HubSpot workflow runs the action \"Push LINE message\" on the contact.");
     let action_url = format!("http://{}/hubspot/actions/push-line-message", options.listen);
-    let body = serde_json::json!({
-        "callbackId": format!("ap-demo-{now}"),
-        "origin": { "portalId": 1, "actionDefinitionId": 1, "actionDefinitionVersion": 1 },
-        "context": { "source": "WORKFLOWS", "workflowId": 1 },
-        "object": { "objectId": contact.id.parse::<u64>().unwrap_or_default(), "objectType": "CONTACT" },
-        "inputFields": {
-            "account": ACCOUNT,
-            "message_1": "{{contact.line_user_name_1}}様、ご予約を承りました。",
-            "message_2": r#"{"type":"sticker","packageId":"446","stickerId":"1988"}"#,
-        },
-    })
-    .to_string();
+    let inputs = serde_json::json!({
+        "account": ACCOUNT,
+        "message_1": "{{contact.line_user_name_1}}様、ご予約を承りました。",
+        "message_2": r#"{"type":"sticker","packageId":"446","stickerId":"1988"}"#,
+    });
+    let contact_id = contact.id.parse::<u64>().context("the sandbox gave a contact id that is not a number")?;
+    let body = hubspot_actions::execution_request(&format!("ap-demo-{now}"), contact_id, inputs).to_string();
     let mut request =
         http.post(format!("http://{}/hubspot/actions/push-line-message", daemon.addr())).body(body.clone());
     let signed = linehub_sandbox::hubspot_signing::headers_v3(

@@ -5,8 +5,9 @@
 //! falls due again: exponential from 1 s, capped at 150 s plus jitter, so every wait stays under
 //! 5 minutes and rows that failed together spread out. A call retried in place (a multicast
 //! under its retry key, inside one pipeline run) uses [`retry`] with [`Backoff::IN_CALL`]: short,
-//! fixed waits, a few attempts. Every wait is measured on the injected [`Clock`], so tests drive
-//! it without sleeping.
+//! doubling waits, a few attempts. Due times and in-call waits are measured on the injected
+//! [`Clock`], so tests drive them without sleeping. (The daemon's background loops wake when a
+//! queue is notified or its next row falls due; only their idle naps use real time.)
 
 use std::future::Future;
 use std::time::Duration;

@@ -44,21 +44,35 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("demo", &["clock", "config", "daemon", "line", "settings", "sync"]),
 ];
 
-/// The top-level modules named after `crate::` in `code` (comments skipped; `crate::{a, b}` too).
+/// The top-level modules named after `crate::` in `code` (comments skipped; groups such as
+/// `crate::{a, b::{c, d}}` too).
 fn uses(code: &str) -> BTreeSet<String> {
+    let ident = |s: &str| -> String { s.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect() };
     let mut out = BTreeSet::new();
     for line in code.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
         let mut rest = line;
         while let Some(at) = rest.find("crate::") {
             rest = &rest[at + "crate::".len()..];
-            if let Some(group) = rest.strip_prefix('{') {
-                let end = group.find('}').unwrap_or(group.len());
-                for item in group[..end].split(',') {
-                    let name: String = item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                    out.insert(name);
+            let Some(group) = rest.strip_prefix('{') else {
+                out.insert(ident(rest));
+                continue;
+            };
+            // The items at the group's top level: split on commas outside nested braces.
+            let (mut depth, mut start) = (0usize, 0usize);
+            for (i, ch) in group.char_indices() {
+                match ch {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.insert(ident(&group[start..i]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.insert(ident(&group[start..i]));
+                        start = i + 1;
+                    }
+                    _ => {}
                 }
-            } else {
-                out.insert(rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect());
             }
         }
     }
@@ -124,7 +138,8 @@ fn the_table_itself_has_no_cycle() {
 
 #[test]
 fn uses_reads_paths_and_groups_but_not_comments() {
-    let code = "use crate::store::{Op, Store};\nuse crate::{clock, sync::rules};\n// crate::daemon\nlet x = crate::retry::backoff(1);";
+    let code = "use crate::store::{Op, Store};\nuse crate::{clock, sync::{rules, link}, yaml};\n// crate::daemon\n\
+                let x = crate::retry::backoff(1);";
     let found: Vec<String> = uses(code).into_iter().collect();
-    assert_eq!(found, ["clock", "retry", "store", "sync"]);
+    assert_eq!(found, ["clock", "retry", "store", "sync", "yaml"]);
 }

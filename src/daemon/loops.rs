@@ -67,11 +67,16 @@ pub(super) async fn schedule_loop(core: Arc<Core>, mut stop: watch::Receiver<boo
             s.due(&settings.pipelines, now)
         };
         if look_for_interrupted && now >= next_look {
-            let mut names = core.runner.interrupted().await.unwrap_or_default();
-            names.retain(|name| settings.pipeline(name).is_some() && !due.contains(name));
-            look_for_interrupted = !names.is_empty();
             next_look = now + 30_000;
-            due.extend(names);
+            match core.runner.interrupted().await {
+                Ok(mut names) => {
+                    names.retain(|name| settings.pipeline(name).is_some() && !due.contains(name));
+                    look_for_interrupted = !names.is_empty();
+                    due.extend(names);
+                }
+                // Keep looking: a run cut off mid-send must not wait for a restart.
+                Err(e) => tracing::error!(error = %e, "cannot read interrupted pipeline runs; will look again"),
+            }
         }
         for name in due {
             let (core, settings) = (core.clone(), settings.clone());

@@ -24,6 +24,9 @@ pub const TASK_TO_CONTACT: u32 = 204;
 /// Association type id: note → contact (HubSpot-defined).
 pub const NOTE_TO_CONTACT: u32 = 202;
 
+/// Longest text linehub puts in a task or note body, in characters (HubSpot's limit is 65,536;
+/// the margin leaves room for the markup around it).
+pub const MAX_BODY_CHARS: usize = 60_000;
 /// Most inputs one batch call accepts.
 pub const BATCH_LIMIT: usize = 100;
 /// Most members one list memberships page returns.

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use linehub_sandbox::hubspot_signing;
+use linehub_sandbox::{hubspot_actions, hubspot_signing};
 use serde_json::{Value, json};
 
 /// The action's URL as HubSpot calls it (the configs' `public_base_url`); signatures cover it.
@@ -11,15 +11,7 @@ pub const ACTION_URL: &str = "https://linehub.test/hubspot/actions/push-line-mes
 
 /// A request body as HubSpot sends it when a workflow enrolls contact `contact` (a numeric id).
 pub fn action_body(callback: &str, contact: &str, inputs: Value) -> Vec<u8> {
-    json!({
-        "callbackId": callback,
-        "origin": { "portalId": 4_000_001, "actionDefinitionId": 77, "actionDefinitionVersion": 1 },
-        "context": { "source": "WORKFLOWS", "workflowId": 12 },
-        "object": { "objectId": contact.parse::<u64>().unwrap(), "objectType": "CONTACT", "properties": {} },
-        "inputFields": inputs,
-    })
-    .to_string()
-    .into_bytes()
+    hubspot_actions::execution_request(callback, contact.parse::<u64>().unwrap(), inputs).to_string().into_bytes()
 }
 
 /// The v3 signature headers HubSpot puts on `body` sent at `now_ms`, with client secret `secret`.

@@ -17,6 +17,7 @@
 //! inspect state the way a HubSpot user would through the UI, bypassing limits and statistics.
 //! [`signing`] computes the signatures HubSpot puts on the requests it sends to an app.
 
+pub mod actions;
 mod batch;
 mod callbacks;
 mod error;

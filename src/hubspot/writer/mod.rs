@@ -25,7 +25,7 @@ use super::client::HubSpotClient;
 use super::error::HubSpotError;
 use crate::clock::{Clock, millis};
 use crate::config::HubSpotConfig;
-use crate::retry::backoff;
+use crate::retry::Backoff;
 use crate::store::{Op, Store, StoreError};
 
 mod batch;
@@ -207,7 +207,7 @@ impl Writer {
             let streak = self.outage_streak.fetch_add(1, Ordering::SeqCst);
             let wait = match &e {
                 HubSpotError::RateLimited { retry_after, .. } => *retry_after,
-                _ => backoff(streak),
+                _ => Backoff::QUEUE.wait(streak),
             };
             let until = self.clock.now_ms() + millis(wait);
             self.paused_until.fetch_max(until, Ordering::SeqCst);
@@ -287,7 +287,7 @@ impl Writer {
         for g in groups {
             let attempts = g.attempts + 1;
             let dead = !e.is_transient() && !stale && attempts >= MAX_PERMANENT_ATTEMPTS;
-            let at = self.clock.now_ms() + millis(backoff(attempts));
+            let at = Backoff::QUEUE.due_at(self.clock.now_ms(), attempts);
             if dead {
                 tracing::error!(rows = ?g.ids, error = %e, "HubSpot write dead-lettered; see `linehub outbox list`");
                 report.dead += g.ids.len();

@@ -2,9 +2,9 @@
 //! of each "Push LINE message" workflow action.
 //!
 //! Both are done at most once although HubSpot offers no idempotency key for them. Before a
-//! call, the store records that it is being asked for. Notes carry their send's id in their text
-//! (`linehub send #N`, see [`crate::sync::send_note`]), so after an answer that never came the contact's notes are read and an
-//! existing one is adopted instead of made twice. A completion that HubSpot refuses after an
+//! call, the store records that it is being asked for. Notes carry their send's id in their
+//! text (`linehub send #N`, see [`crate::sync::send_note`]), so after an answer that never came
+//! the contact's notes are read and an existing one is adopted instead of made twice. A completion that HubSpot refuses after an
 //! earlier unanswered attempt was the earlier attempt's success (HubSpot refuses to complete an
 //! execution twice), so it counts as done.
 
@@ -19,9 +19,6 @@ use crate::hubspot::HubSpotError;
 use crate::hubspot::api;
 use crate::store::{Op, Requested};
 use crate::sync::send_note::marked_send;
-
-/// Longest note body HubSpot takes, in characters.
-const MAX_NOTE_BODY: usize = 60_000;
 
 impl Writer {
     /// Notes for sends, up to 100 per call. Returns false when the portal paused.
@@ -62,7 +59,7 @@ impl Writer {
             .iter()
             .filter_map(|g| match &g.op {
                 Op::SendNote { contact_id, body, .. } => Some(json!({
-                    "properties": { "hs_timestamp": now, "hs_note_body": truncate(body, MAX_NOTE_BODY) },
+                    "properties": { "hs_timestamp": now, "hs_note_body": truncate(body, api::MAX_BODY_CHARS) },
                     "associations": [{
                         "to": { "id": contact_id },
                         "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": api::NOTE_TO_CONTACT }],

@@ -19,8 +19,9 @@ use crate::hubspot::api;
 use crate::store::{Op, Requested};
 use crate::sync::owner_task::{LastTask, TaskDecision, is_open_linehub_task, owner_task, task_subject};
 
-/// Longest task body HubSpot takes, in characters.
-const MAX_TASK_BODY: usize = 60_000;
+/// How long a task waits for its contact's create (which failed this pass) before it is tried
+/// again.
+const WAIT_FOR_CONTACT_MS: i64 = 5_000;
 
 impl Writer {
     /// One open task per contact owner: read owners, check the task linehub gave last, create
@@ -32,7 +33,7 @@ impl Writer {
         if !unlinked.is_empty() {
             // The contact is not created yet (its write failed this pass): try with it.
             let ids = unlinked.into_iter().flat_map(|g| g.ids).collect();
-            let at = self.clock.now_ms() + 5_000;
+            let at = self.clock.now_ms() + WAIT_FOR_CONTACT_MS;
             self.store.outbox_postpone(ids, at, "waiting for the contact to exist".into()).await?;
         }
         for chunk in linked.chunks(api::BATCH_LIMIT) {
@@ -88,12 +89,18 @@ impl Writer {
                         }
                     }
                 }
-                let Some(owner) = owner.filter(|_| decision == TaskDecision::Create) else {
-                    if decision == TaskDecision::NoOwner {
+                let owner = match (decision, owner) {
+                    (TaskDecision::Create, Some(owner)) => owner,
+                    (TaskDecision::NoOwner, _) => {
                         tracing::info!(contact = %contact, user = %user_id, "contact has no owner; no task created");
+                        settled.extend(g.ids.iter().copied());
+                        continue;
                     }
-                    settled.extend(g.ids.iter().copied());
-                    continue;
+                    // An open task already reminds the owner.
+                    _ => {
+                        settled.extend(g.ids.iter().copied());
+                        continue;
+                    }
                 };
                 let body = task_body(contact, &owner, account, summary, &self.hs_timestamp());
                 // Remember that a task is on its way before asking for it (see above).
@@ -111,7 +118,7 @@ impl Writer {
                             }
                             // An answer without an id: the task stays asked for, and the next
                             // pass adopts it from the contact's tasks.
-                            None => self.finish(g.ids.clone(), report).await?,
+                            None => self.store.outbox_done(g.ids.clone()).await?,
                         }
                         report.tasks += 1;
                         report.rows_done += g.ids.len();
@@ -184,7 +191,7 @@ fn task_body(contact: &str, owner: &str, account: &str, summary: &str, now: &str
         "properties": {
             "hs_timestamp": now,
             "hs_task_subject": task_subject(account),
-            "hs_task_body": truncate(summary, MAX_TASK_BODY),
+            "hs_task_body": truncate(summary, api::MAX_BODY_CHARS),
             "hubspot_owner_id": owner,
             "hs_task_status": "NOT_STARTED",
             "hs_task_priority": "MEDIUM",

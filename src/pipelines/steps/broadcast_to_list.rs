@@ -39,9 +39,8 @@ use crate::line::client::{LineError, MessageQuota, SendOutcome};
 use crate::line::limits::{MAX_MESSAGES, MAX_TEXT_UNITS, MULTICAST_RECIPIENTS, RETRY_KEY_SAFE_MS, text_units};
 use crate::retry::{Backoff, retry};
 use crate::store::Op;
-use crate::sync::broadcast::last_broadcast_properties;
-use crate::sync::link::is_line_user_id;
-use crate::sync::properties::{Field, NO};
+use crate::sync::broadcast::{Recipient, last_broadcast_properties, recipient};
+use crate::sync::properties::Field;
 
 /// Attempts per chunk within one run (the same key each time).
 const ATTEMPTS: u32 = 3;
@@ -310,17 +309,16 @@ impl BroadcastToList {
         for ids in members.record_ids.chunks(api::BATCH_LIMIT) {
             for c in reads::contacts(&ctx.hubspot, ids, &wanted).await? {
                 ctx.report.count("members", 1);
-                match c.properties.get(&id_prop) {
-                    None => ctx.report.count("without_line_id", 1),
-                    Some(u) if !is_line_user_id(u) => {
+                let user = c.properties.get(&id_prop).map(String::as_str);
+                match recipient(user, c.properties.get(&follow_prop).map(String::as_str)) {
+                    Recipient::NoLineId => ctx.report.count("without_line_id", 1),
+                    Recipient::Malformed(u) => {
                         ctx.report.count("malformed", 1);
                         ctx.report
                             .sample("malformed", || format!("contact {}: `{u}` is not a LINE user id; skipped", c.id));
                     }
-                    Some(_) if c.properties.get(&follow_prop).map(String::as_str) == Some(NO) => {
-                        ctx.report.count("not_following", 1);
-                    }
-                    Some(u) => out.push((u.clone(), c.id.clone())),
+                    Recipient::NotFollowing => ctx.report.count("not_following", 1),
+                    Recipient::Send(u) => out.push((u.to_string(), c.id.clone())),
                 }
             }
         }
