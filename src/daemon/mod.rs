@@ -168,7 +168,14 @@ impl Daemon {
             runner,
             scheduler: std::sync::Mutex::new(scheduler),
         });
-        let state = AppState { settings: settings_rx, store, inbox, sends, clock: options.clock.clone() };
+        let state = AppState {
+            settings: settings_rx,
+            store,
+            inbox,
+            sends,
+            clock: options.clock.clone(),
+            refusals: Arc::default(),
+        };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(http::run(listener, state, async {
             let _ = stop_rx.await;

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use super::refusals::refused;
 use crate::hubspot::signature::{self, SignatureHeaders, SignedRequest};
 use crate::sends::{ActionRequest, RequestError};
 use crate::store::sends::Stored;
@@ -40,13 +41,13 @@ pub async fn push_line_message(State(app): State<AppState>, uri: Uri, headers: H
     };
     let request = SignedRequest { method: "POST", uri: &full_uri, body: &body };
     if let Err(e) = signature::verify(secret.expose().as_bytes(), &request, &signed, app.clock.now_ms()) {
-        tracing::warn!(reason = %e, "workflow action request refused");
+        refused!(app, "workflow action", &e.to_string(), "workflow action request refused");
         return error(StatusCode::UNAUTHORIZED, &e.to_string());
     }
     let action = match ActionRequest::parse(&body, &config) {
         Ok(action) => action,
         Err(RequestError::Malformed(why)) => {
-            tracing::warn!(reason = %why, "workflow action body refused");
+            refused!(app, "workflow action", "not an action request", "workflow action body refused");
             return error(StatusCode::BAD_REQUEST, &why);
         }
         Err(RequestError::Invalid { callback_id, message }) => {

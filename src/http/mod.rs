@@ -4,11 +4,15 @@
 //! - [`hubspot_action`]: `POST /hubspot/actions/push-line-message`, the signed workflow action.
 //! - [`ops`]: `GET /healthz` for load balancers and systemd watchdogs.
 //!
+//! Refused requests are logged through [`refusals`]: the first of a kind at once, the rest as
+//! one summary a minute, so nobody can flood the log from the outside.
+//!
 //! The server is `run(listener, state, shutdown)`, so the daemon, the demo and the tests serve
 //! the same code on whatever listener they bound.
 
 mod hubspot_action;
 mod ops;
+pub mod refusals;
 mod webhook;
 
 use std::future::Future;
@@ -20,6 +24,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use self::refusals::Refusals;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -36,6 +41,8 @@ pub struct AppState {
     pub sends: std::sync::Arc<tokio::sync::Notify>,
     /// The time signatures are checked against.
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Refused requests of the current minute, summarised instead of logged one by one.
+    pub refusals: Arc<Refusals>,
 }
 
 /// Builds the router. The body limit is fixed when the router is built.
@@ -55,5 +62,15 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let (refusals, clock) = (state.refusals.clone(), state.clock.clone());
+    let summaries = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            refusals.log_summaries(clock.now_ms());
+        }
+    });
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    summaries.abort();
+    served
 }

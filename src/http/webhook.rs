@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::refusals::refused;
 use crate::line::{signature, webhook};
 use crate::store::InboxEvent;
 
@@ -39,17 +40,24 @@ pub async fn receive(
         let settings = app.settings.borrow();
         match settings.config.account(&account_id).filter(|a| a.active) {
             Some(account) => account.channel_secret.clone(),
-            None => return reply(StatusCode::NOT_FOUND, "no active account with this id"),
+            None => {
+                // One kind for every unknown id (they are chosen by whoever calls); the first of
+                // the minute names it, for an operator who pasted a wrong URL.
+                if app.refusals.record("webhook", "no active account with this id", app.clock.now_ms()) {
+                    tracing::warn!(account = ?truncated(&account_id), "webhook for no active account refused (more like it this minute are summarised)");
+                }
+                return reply(StatusCode::NOT_FOUND, "no active account with this id");
+            }
         }
     };
     if let Err(e) = signature::verify(secret.expose().as_bytes(), &body, header.as_ref().map(HeaderValue::as_bytes)) {
-        tracing::warn!(account = %account_id, reason = %e, "webhook refused");
+        refused!(app, &format!("webhook {account_id}"), &e.to_string(), "webhook refused");
         return reply(StatusCode::UNAUTHORIZED, &e.to_string());
     }
     let events: Vec<InboxEvent> = match webhook::parse(&body) {
         Ok(events) => events.into_iter().map(|e| inbox_event(&account_id, e)).collect(),
         Err(e) => {
-            tracing::warn!(account = %account_id, error = %e, "webhook body refused");
+            refused!(app, &format!("webhook {account_id}"), "not a LINE webhook body", "webhook body refused");
             return reply(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
@@ -69,6 +77,11 @@ pub async fn receive(
             reply(StatusCode::SERVICE_UNAVAILABLE, "the event store is unavailable; retry later")
         }
     }
+}
+
+/// At most 64 characters of an account id from the URL, for the log.
+fn truncated(id: &str) -> String {
+    id.chars().take(64).collect()
 }
 
 /// The inbox row of an event received for `account_id`.
