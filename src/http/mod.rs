@@ -8,11 +8,13 @@
 //! one summary a minute, so nobody can flood the log from the outside.
 //!
 //! The server is `run(listener, state, shutdown)`, so the daemon, the demo and the tests serve
-//! the same code on whatever listener they bound.
+//! the same code on whatever listener they bound; [`server`] is its accept loop, with the caps
+//! and timeouts that keep the public port from being exhausted.
 
 mod hubspot_action;
 mod ops;
 pub mod refusals;
+pub mod server;
 mod webhook;
 
 use std::future::Future;
@@ -70,7 +72,7 @@ pub async fn run(
             refusals.log_summaries(clock.now_ms());
         }
     });
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let served = server::serve(listener, router(state), shutdown).await;
     summaries.abort();
     served
 }

@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 
 use super::AppState;
 
-/// `GET /healthz`: 200 when the store answers, 503 otherwise.
+/// `GET /healthz`: 200 when the store answers, 503 otherwise; in constant time, whatever the
+/// size of the inbox.
 pub async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
-    match app.store.inbox_len().await {
-        Ok(n) => (StatusCode::OK, Json(json!({ "status": "ok", "inbox_events": n }))),
+    match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ok" }))),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "error", "error": e.to_string() }))),
     }
 }

@@ -1,19 +1,22 @@
 //! `POST /line/{account_id}/webhook`: LINE's events, durably into the inbox.
 //!
-//! The order is the contract: find the account (404), verify `X-Line-Signature` over the raw
-//! bytes (401), read the envelope (400), commit every event to the inbox, and only then answer 200.
+//! The order is the contract: find the account (404), require an `X-Line-Signature` (401) and a
+//! body within `server.max_body_bytes` (413) before reading the body, verify the signature over
+//! the raw bytes (401), read the envelope (400), commit every event to the inbox, and only then
+//! answer 200.
 //! Nothing is stored for a request that fails a check. An empty `events` array is LINE's
 //! "Verify" button and gets 200. If the store cannot commit, the answer is 503 so LINE's
 //! redelivery (when enabled) tries again.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::refusals::refused;
+use crate::line::signature::SignatureError;
 use crate::line::{signature, webhook};
 use crate::store::InboxEvent;
 
@@ -34,12 +37,14 @@ pub async fn receive(
     State(app): State<AppState>,
     Path(account_id): Path<String>,
     LineSignature(header): LineSignature,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let secret = {
+    let (secret, max_body) = {
         let settings = app.settings.borrow();
+        let max_body = settings.config.server.max_body_bytes;
         match settings.config.account(&account_id).filter(|a| a.active) {
-            Some(account) => account.channel_secret.clone(),
+            Some(account) => (account.channel_secret.clone(), max_body),
             None => {
                 // One kind for every unknown id (they are chosen by whoever calls); the first of
                 // the minute names it, for an operator who pasted a wrong URL.
@@ -49,6 +54,19 @@ pub async fn receive(
                 return reply(StatusCode::NOT_FOUND, "no active account with this id");
             }
         }
+    };
+    // Refuse what can be refused before the body is read.
+    if header.is_none() {
+        let e = SignatureError::Missing;
+        refused!(app, &format!("webhook {account_id}"), &e.to_string(), "webhook refused");
+        return reply(StatusCode::UNAUTHORIZED, &e.to_string());
+    }
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max_body) {
+        return reply(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than server.max_body_bytes");
+    }
+    let Ok(body) = axum::body::to_bytes(body, max_body).await else {
+        return reply(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than server.max_body_bytes");
     };
     if let Err(e) = signature::verify(secret.expose().as_bytes(), &body, header.as_ref().map(HeaderValue::as_bytes)) {
         refused!(app, &format!("webhook {account_id}"), &e.to_string(), "webhook refused");

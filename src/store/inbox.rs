@@ -89,6 +89,12 @@ impl Store {
             .map(|n| u64::try_from(n).unwrap_or(0))
     }
 
+    /// Answers when a read connection works: a health check that costs the same whatever the
+    /// store holds.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
     /// One event by its `webhookEventId`.
     pub async fn inbox_get(&self, webhook_event_id: &str) -> Result<Option<InboxRow>, StoreError> {
         let id = webhook_event_id.to_string();

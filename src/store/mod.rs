@@ -69,6 +69,9 @@ pub enum StoreError {
     Task(String),
 }
 
+/// Read connections open at once at most (idle ones are kept for reuse up to the same number).
+const MAX_READERS: usize = 8;
+
 /// A HubSpot record linehub asked for where HubSpot offers no idempotency key (an owner task, a
 /// timeline note): recorded before the request, so that after an answer that never came linehub
 /// looks for the record instead of making a second one.
@@ -94,6 +97,9 @@ pub struct Store {
     writer: Writer,
     /// Idle read-only connections, reused to avoid reopening the file per read.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Reads running at once, so a flood of requests cannot open connections (and blocking
+    /// threads) without bound.
+    reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Store {
@@ -118,7 +124,12 @@ impl Store {
         migrations::migrate(&mut conn)?;
         let writer = Writer::spawn(conn).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
         checkpoint::spawn(path, &writer).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
-        Ok(Store { path: Arc::new(path.to_path_buf()), writer, readers: Arc::default() })
+        Ok(Store {
+            path: Arc::new(path.to_path_buf()),
+            writer,
+            readers: Arc::default(),
+            reads: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
+        })
     }
 
     /// The database file.
@@ -142,9 +153,14 @@ impl Store {
         F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(f))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+        let permit = self.reads.clone().acquire_owned().await.map_err(|e| StoreError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let result = store.read_blocking(f);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Runs `f` on a read-only connection on the calling thread (for CLI commands and tests).
@@ -162,7 +178,9 @@ impl Store {
             }
         };
         let result = f(&conn);
-        if let Ok(mut r) = self.readers.lock() {
+        if let Ok(mut r) = self.readers.lock()
+            && r.len() < MAX_READERS
+        {
             r.push(conn);
         }
         Ok(result?)
