@@ -278,3 +278,30 @@ async fn without_a_client_secret_the_action_is_off_and_a_reload_turns_it_on() {
     w.daemon.reload().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(w.post_signed_action(body).await.0, 200);
 }
+
+/// The outbox rows an operator sees as dead (`linehub outbox list`).
+fn dead_letters(w: &World) -> Vec<linehub::store::OutboxRow> {
+    w.daemon.store().outbox_list_blocking(true).unwrap()
+}
+
+#[tokio::test]
+async fn a_completion_refused_for_an_expired_callback_is_dead_lettered_not_counted_as_done() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (user, contact) = linked_friend(&w, "Rin");
+    push(&w, "ap-expired", &contact, "Hi").await;
+    w.sandbox.hubspot().expire_callback("ap-expired");
+    for _ in 0..8 {
+        w.daemon.settle().await.unwrap();
+        w.clock.advance(Duration::from_secs(600));
+    }
+    assert_eq!(pushes_to(&w, &user).len(), 1);
+    assert!(w.sandbox.hubspot().callback("ap-expired").is_none());
+    let dead = dead_letters(&w);
+    assert_eq!(dead.len(), 1, "the refused completion is where an operator sees it: {dead:#?}");
+    assert!(
+        matches!(&dead[0].op, linehub::store::Op::CompleteAction { callback_id, .. } if callback_id == "ap-expired")
+    );
+    assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("expired")), "{dead:#?}");
+    w.sandbox.assert_no_violations();
+}

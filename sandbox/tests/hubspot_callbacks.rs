@@ -212,3 +212,23 @@ async fn a_contacts_notes_are_listed_and_batch_read_for_adoption() {
     assert_eq!(status, 200);
     h.sandbox.assert_no_violations();
 }
+
+#[tokio::test]
+async fn an_expired_callback_is_refused_differently_from_a_repeat_and_completes_nothing() {
+    let h = start().await;
+    h.sandbox.hubspot().expire_callback("gone");
+    let (status, body) = status_json(h.hs_post(&complete_path("gone"), &done("SUCCESS")).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["category"], "VALIDATION_ERROR");
+    assert_eq!(body["message"], "Callback gone has expired or does not exist");
+    assert!(!body["message"].as_str().unwrap_or_default().contains("already completed"));
+    let batch = json!({"inputs": [
+        {"callbackId": "fresh", "outputFields": {"hs_execution_state": "SUCCESS"}},
+        {"callbackId": "gone", "outputFields": {"hs_execution_state": "SUCCESS"}},
+    ]});
+    let (status, body) = status_json(h.hs_post("/automation/v4/actions/callbacks/complete", &batch).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "Callback gone has expired or does not exist");
+    assert!(h.sandbox.hubspot().callbacks().is_empty(), "nothing of a refused batch is completed");
+    h.sandbox.assert_no_violations();
+}

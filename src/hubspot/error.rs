@@ -61,6 +61,20 @@ impl HubSpotError {
     }
 }
 
+impl HubSpotError {
+    /// Whether this is HubSpot refusing to complete a workflow-action callback because it is
+    /// already completed (`Callback <id> is already completed`): the completion it asked for
+    /// has happened. Any other refusal (an expired or unknown callback) is a real failure.
+    pub fn is_already_completed(&self) -> bool {
+        match self {
+            HubSpotError::Rejected { message, .. } | HubSpotError::Conflict { message, .. } => {
+                message.to_ascii_lowercase().contains("is already completed")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The id in HubSpot's "Contact already exists. Existing ID: 12345".
 pub fn existing_id(message: &str) -> Option<String> {
     let (_, tail) = message.split_once("Existing ID:")?;
@@ -77,5 +91,17 @@ mod tests {
         assert_eq!(existing_id("Contact already exists. Existing ID: 37765128953").as_deref(), Some("37765128953"));
         assert_eq!(existing_id("Contact already exists. Existing ID:12"), Some("12".into()));
         assert_eq!(existing_id("Contact already exists."), None);
+    }
+
+    #[test]
+    fn only_an_already_completed_answer_means_a_callback_is_done() {
+        let refused = |message: &str| HubSpotError::Rejected {
+            status: 400,
+            category: "VALIDATION_ERROR".into(),
+            message: message.into(),
+        };
+        assert!(refused("Callback ap-1 is already completed").is_already_completed());
+        assert!(!refused("Callback ap-1 has expired or does not exist").is_already_completed());
+        assert!(!HubSpotError::NotFound("Callback ap-1 is already completed".into()).is_already_completed());
     }
 }

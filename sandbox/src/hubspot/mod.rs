@@ -525,6 +525,12 @@ impl HubSpotControl {
         self.state().callbacks.get(callback_id).cloned()
     }
 
+    /// Lets a workflow-action execution expire before it is completed (its
+    /// `hs_expiration_duration` passed): completing `callback_id` is refused from now on.
+    pub fn expire_callback(&self, callback_id: &str) {
+        self.state().callbacks.expire(callback_id);
+    }
+
     /// Creates a contact list with these member contact ids; returns its list id.
     pub fn add_list(&self, name: &str, members: &[&str]) -> Result<String, ControlError> {
         let mut state = self.state();
