@@ -487,3 +487,29 @@ async fn answers_slower_than_the_timeout_are_retried_without_duplicates() {
     assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
     w.sandbox.assert_no_violations();
 }
+
+#[tokio::test]
+async fn html_in_a_message_reaches_the_owner_task_as_text_not_markup() {
+    let w = World::new().await;
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    w.daemon.settle().await.unwrap();
+    let owner = w.sandbox.hubspot().add_owner(OwnerSpec {
+        email: "rep@example.com".into(),
+        first_name: "Rep".into(),
+        last_name: "One".into(),
+    });
+    let contact = w.contact("line_user_id_1", &user);
+    w.sandbox.hubspot().update_contact(&contact.id, &[("hubspot_owner_id", &owner)]).unwrap();
+    let text = "<img src=x onerror=alert(1)> <a href=\"https://evil.example\">pay here</a> & thanks\nline 2";
+    w.deliver("tokyo", vec![line::text_message(&user, T0 + 10, text)]).await;
+    w.daemon.settle().await.unwrap();
+    let tasks = w.sandbox.hubspot().tasks();
+    assert_eq!(tasks.len(), 1, "{tasks:#?}");
+    let body = &tasks[0].properties["hs_task_body"];
+    assert!(!body.contains("<img") && !body.contains("<a "), "markup from a LINE user reached the rep: {body}");
+    assert!(body.contains("&lt;img src=x onerror=alert(1)&gt;"), "{body}");
+    assert!(body.contains("&lt;a href=&quot;https://evil.example&quot;&gt;pay here&lt;/a&gt; &amp; thanks"), "{body}");
+    assert!(body.contains("<br>line 2"), "line breaks survive as breaks: {body}");
+    w.sandbox.assert_no_violations();
+}

@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::{Draft, DueSend};
 use crate::clock::{Clock, millis};
 use crate::config::{Account, Config};
+use crate::hubspot::html::escape;
 use crate::hubspot::{HubSpotClient, HubSpotError, reads};
 use crate::line::client::{LineClient, LineError, SendOutcome};
 use crate::line::limits::{MAX_TEXT_UNITS, RETRY_KEY_SAFE_MS, text_units};
@@ -281,21 +282,6 @@ fn note(send: &DueSend, account_name: &str, messages: &[Value], request_id: &str
         escape(request_id)
     ));
     body
-}
-
-/// `text` safe inside HTML.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// LINE's refusal, worded for the workflow's history.

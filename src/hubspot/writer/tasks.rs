@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::batch::{Group, associated_ids, truncate, user_of};
+use super::batch::{Group, associated_ids, user_of};
 use super::{DrainReport, Writer, WriterError};
 use crate::hubspot::HubSpotError;
-use crate::hubspot::api;
+use crate::hubspot::{api, html};
 use crate::store::{Op, Requested};
 use crate::sync::owner_task::{LastTask, TaskDecision, is_open_linehub_task, owner_task, task_subject};
 
@@ -185,13 +185,14 @@ impl Writer {
     }
 }
 
-/// The task HubSpot is asked to make for `owner` about a message to `account`.
+/// The task HubSpot is asked to make for `owner` about a message to `account`; the message is
+/// the user's text, escaped, since HubSpot shows the body as rich text.
 fn task_body(contact: &str, owner: &str, account: &str, summary: &str, now: &str) -> Value {
     json!({
         "properties": {
             "hs_timestamp": now,
             "hs_task_subject": task_subject(account),
-            "hs_task_body": truncate(summary, api::MAX_BODY_CHARS),
+            "hs_task_body": html::text_to_html(summary, api::MAX_BODY_CHARS),
             "hubspot_owner_id": owner,
             "hs_task_status": "NOT_STARTED",
             "hs_task_priority": "MEDIUM",
