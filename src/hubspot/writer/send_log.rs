@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::batch::{Group, associated_ids, batch_errors, chunks, truncate};
+use super::batch::{Group, associated_ids, batch_errors, chunks};
 use super::{DrainReport, Writer, WriterError};
 use crate::hubspot::HubSpotError;
 use crate::hubspot::api;
@@ -60,7 +60,7 @@ impl Writer {
             .iter()
             .filter_map(|g| match &g.op {
                 Op::SendNote { contact_id, body, .. } => Some(json!({
-                    "properties": { "hs_timestamp": now, "hs_note_body": truncate(body, api::MAX_BODY_CHARS) },
+                    "properties": { "hs_timestamp": now, "hs_note_body": body },
                     "associations": [{
                         "to": { "id": contact_id },
                         "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": api::NOTE_TO_CONTACT }],
