@@ -513,3 +513,53 @@ async fn html_in_a_message_reaches_the_owner_task_as_text_not_markup() {
     assert!(body.contains("<br>line 2"), "line breaks survive as breaks: {body}");
     w.sandbox.assert_no_violations();
 }
+
+/// Every outbox row, dead or alive.
+fn outbox_rows(w: &World) -> Vec<linehub::store::OutboxRow> {
+    w.daemon.store().outbox_list_blocking(false).unwrap()
+}
+
+#[tokio::test]
+async fn a_retry_after_of_decades_postpones_writes_by_a_day_at_most() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    // A broken or hostile answer: come back in a hundred years.
+    w.sandbox.faults().refuse(Service::HubSpot, 429, Some("3153600000"), 1);
+    w.daemon.settle().await.unwrap();
+    let day = 24 * 3600 * 1000;
+    let rows = outbox_rows(&w);
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert!(
+            r.next_attempt_at <= w.clock.now_ms() + day,
+            "due in {} ms: {r:?}",
+            r.next_attempt_at - w.clock.now_ms()
+        );
+    }
+    w.clock.advance(Duration::from_millis(day as u64 + 1000));
+    w.daemon.settle().await.unwrap();
+    assert_eq!(w.contact("line_user_id_1", &user).properties["line_follow_1"], "Yes");
+}
+
+#[tokio::test]
+async fn an_owner_task_whose_contact_is_dead_lettered_is_dead_lettered_too() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    // An admin renames the options of `LINE Follow _1`: the contact's create is refused.
+    w.sandbox.hubspot().set_property_options("line_follow_1", &["はい", "いいえ"]).unwrap();
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    w.deliver("tokyo", vec![line::text_message(&user, T0 + 10, "hello?")]).await;
+    for _ in 0..12 {
+        w.daemon.settle().await.unwrap();
+        w.clock.advance(Duration::from_secs(600));
+    }
+    let rows = outbox_rows(&w);
+    let keys: Vec<(&str, bool)> = rows.iter().map(|r| (r.key.as_str(), r.dead)).collect();
+    assert!(rows.iter().all(|r| r.dead), "every row is where an operator sees it: {keys:?}");
+    assert!(keys.contains(&(format!("task:{user}").as_str(), true)), "{keys:?}");
+    let listed = outbox_cli(&w, &["list"]);
+    assert!(listed.contains(&format!("task:{user}")), "{listed}");
+}

@@ -17,6 +17,10 @@ use serde_json::Value;
 use super::error::{HubSpotError, existing_id};
 use crate::config::Secret;
 
+/// The longest wait a `Retry-After` header is taken for: a broken or hostile answer must not
+/// postpone writes for years.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// A successful answer (2xx, including 207 partial success).
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -124,7 +128,7 @@ fn classify(status: u16, headers: &reqwest::header::HeaderMap, body: &Value) -> 
         429 => {
             let policy = field(body, "policyName");
             let retry_after = if let Some(s) = header_num("retry-after") {
-                Duration::from_secs(s)
+                Duration::from_secs(s).min(MAX_RETRY_AFTER)
             } else if policy == "DAILY" {
                 Duration::from_secs(3600)
             } else {
@@ -188,6 +192,11 @@ mod tests {
             matches!(classify(429, &h, &daily), HubSpotError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(3600))
         );
         assert!(classify(503, &h, &Value::Null).is_transient());
+        let mut decades = reqwest::header::HeaderMap::new();
+        decades.insert("retry-after", reqwest::header::HeaderValue::from_static("3153600000"));
+        assert!(
+            matches!(classify(429, &decades, &daily), HubSpotError::RateLimited { retry_after, .. } if retry_after == MAX_RETRY_AFTER)
+        );
         let invalid = serde_json::json!({"message":"Property values were not valid","category":"VALIDATION_ERROR"});
         let e = classify(400, &h, &invalid);
         assert!(!e.is_transient());

@@ -256,6 +256,13 @@ pub(crate) fn handle(shared: &Shared, req: &RequestParts<'_>) -> Reply {
             }
             return reply;
         }
+        Some(Injected::Refused { status, retry_after }) => {
+            let reply = error::refused(status);
+            return match retry_after {
+                Some(value) => reply.with_header("retry-after", value),
+                None => reply,
+            };
+        }
         None => {}
     }
     let token = crate::bearer(req.headers);
