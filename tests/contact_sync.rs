@@ -563,3 +563,36 @@ async fn an_owner_task_whose_contact_is_dead_lettered_is_dead_lettered_too() {
     let listed = outbox_cli(&w, &["list"]);
     assert!(listed.contains(&format!("task:{user}")), "{listed}");
 }
+
+#[tokio::test]
+async fn a_locked_portal_or_a_migration_is_waited_out_as_hubspot_asks() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    let earliest_due = |w: &World| outbox_rows(w).iter().map(|r| r.next_attempt_at).min().unwrap() - w.clock.now_ms();
+
+    // 423 without Retry-After: at least 2 seconds.
+    w.sandbox.faults().refuse(Service::HubSpot, 423, None, 1);
+    w.daemon.settle().await.unwrap();
+    assert!(earliest_due(&w) >= 2000, "retried after {} ms", earliest_due(&w));
+    w.clock.advance(Duration::from_secs(3));
+
+    // 477 with Retry-After: 120 seconds, not the outage backoff.
+    w.sandbox.faults().refuse(Service::HubSpot, 477, Some("120"), 1);
+    w.daemon.settle().await.unwrap();
+    assert!(earliest_due(&w) >= 120_000, "retried after {} ms", earliest_due(&w));
+    w.clock.advance(Duration::from_secs(119));
+    w.daemon.settle().await.unwrap();
+    assert!(w.sandbox.hubspot().find_by_property("line_user_id_1", &user).is_empty(), "nothing before the wait ends");
+
+    // 423 with a longer Retry-After: that wait.
+    w.clock.advance(Duration::from_secs(2));
+    w.sandbox.faults().refuse(Service::HubSpot, 423, Some("30"), 1);
+    w.daemon.settle().await.unwrap();
+    assert!(earliest_due(&w) >= 30_000, "retried after {} ms", earliest_due(&w));
+    w.clock.advance(Duration::from_secs(31));
+    w.daemon.settle().await.unwrap();
+    assert_eq!(w.contact("line_user_id_1", &user).properties["line_follow_1"], "Yes");
+    w.sandbox.assert_no_violations();
+}

@@ -166,27 +166,26 @@ impl Sender {
         }
         let names: Vec<String> = names.into_iter().collect();
         let ids: Vec<String> = ids.into_iter().collect();
-        let contacts: BTreeMap<String, BTreeMap<String, String>> = match reads::contacts(&self.hubspot, &ids, &names)
-            .await
-        {
-            Ok(found) => found.into_iter().map(|c| (c.id, c.properties.into_iter().collect())).collect(),
-            Err(HubSpotError::NotFound(_)) => BTreeMap::new(),
-            Err(e) => {
-                let now = self.clock.now_ms();
-                let wait = match &e {
-                    HubSpotError::RateLimited { retry_after, .. } => Some(millis(*retry_after)),
-                    e if e.is_transient() || matches!(e, HubSpotError::Unauthorized { .. }) => Some(HUBSPOT_WAIT_MS),
-                    _ => None,
-                };
-                return sends
-                    .iter()
-                    .map(|_| match wait {
-                        Some(ms) => Err(Step::Later(now + ms, e.to_string())),
-                        None => Err(Step::Failed(format!("the contact could not be read: {e}"))),
-                    })
-                    .collect();
-            }
-        };
+        let contacts: BTreeMap<String, BTreeMap<String, String>> =
+            match reads::contacts(&self.hubspot, &ids, &names).await {
+                Ok(found) => found.into_iter().map(|c| (c.id, c.properties.into_iter().collect())).collect(),
+                Err(HubSpotError::NotFound(_)) => BTreeMap::new(),
+                Err(e) => {
+                    let now = self.clock.now_ms();
+                    let wait = match e.retry_after() {
+                        Some(after) => Some(millis(after)),
+                        None if e.is_transient() => Some(HUBSPOT_WAIT_MS),
+                        None => None,
+                    };
+                    return sends
+                        .iter()
+                        .map(|_| match wait {
+                            Some(ms) => Err(Step::Later(now + ms, e.to_string())),
+                            None => Err(Step::Failed(format!("the contact could not be read: {e}"))),
+                        })
+                        .collect();
+                }
+            };
         sends.iter().map(|(send, _, serial)| render(send, *serial, contacts.get(&send.contact_id))).collect()
     }
 

@@ -205,10 +205,7 @@ impl Writer {
     ) -> Result<bool, WriterError> {
         if e.is_transient() {
             let streak = self.outage_streak.fetch_add(1, Ordering::SeqCst);
-            let wait = match &e {
-                HubSpotError::RateLimited { retry_after, .. } => *retry_after,
-                _ => Backoff::QUEUE.wait(streak),
-            };
+            let wait = e.retry_after().unwrap_or_else(|| Backoff::QUEUE.wait(streak));
             let until = self.clock.now_ms() + millis(wait);
             self.paused_until.fetch_max(until, Ordering::SeqCst);
             tracing::warn!(error = %e, pause = ?wait, "HubSpot write paused");
