@@ -596,3 +596,22 @@ async fn a_locked_portal_or_a_migration_is_waited_out_as_hubspot_asks() {
     assert_eq!(w.contact("line_user_id_1", &user).properties["line_follow_1"], "Yes");
     w.sandbox.assert_no_violations();
 }
+
+#[tokio::test]
+async fn a_property_deleted_in_hubspot_is_created_again_when_a_batch_create_reports_it_per_input() {
+    let w = World::new().await;
+    let first = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&first, T0, false)]).await;
+    w.daemon.settle().await.unwrap();
+    w.sandbox.hubspot().delete_property("line_unanswered_1").unwrap();
+    // A new user's first message: a create, whose missing property HubSpot reports in a 207.
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::text_message(&user, T0 + 5, "hello")]).await;
+    let mut dead = 0;
+    for _ in 0..6 {
+        dead += w.daemon.settle().await.unwrap().dead;
+        w.clock.advance(Duration::from_secs(30));
+    }
+    assert_eq!(dead, 0, "{:#?}", outbox_rows(&w));
+    assert_eq!(w.contact("line_user_id_1", &user).properties["line_unanswered_1"], "Yes");
+}
