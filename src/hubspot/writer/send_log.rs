@@ -148,7 +148,9 @@ impl Writer {
             .iter()
             .filter_map(|g| match &g.op {
                 Op::CompleteAction { callback_id, outputs, .. } => {
-                    Some(json!({ "callbackId": callback_id, "outputFields": outputs }))
+                    // HubSpot's reference requires `typedOutputs` on every input; linehub's
+                    // outputs are all strings, carried by `outputFields`.
+                    Some(json!({ "callbackId": callback_id, "outputFields": outputs, "typedOutputs": {} }))
                 }
                 _ => None,
             })
