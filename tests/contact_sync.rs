@@ -487,3 +487,131 @@ async fn answers_slower_than_the_timeout_are_retried_without_duplicates() {
     assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
     w.sandbox.assert_no_violations();
 }
+
+#[tokio::test]
+async fn html_in_a_message_reaches_the_owner_task_as_text_not_markup() {
+    let w = World::new().await;
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    w.daemon.settle().await.unwrap();
+    let owner = w.sandbox.hubspot().add_owner(OwnerSpec {
+        email: "rep@example.com".into(),
+        first_name: "Rep".into(),
+        last_name: "One".into(),
+    });
+    let contact = w.contact("line_user_id_1", &user);
+    w.sandbox.hubspot().update_contact(&contact.id, &[("hubspot_owner_id", &owner)]).unwrap();
+    let text = "<img src=x onerror=alert(1)> <a href=\"https://evil.example\">pay here</a> & thanks\nline 2";
+    w.deliver("tokyo", vec![line::text_message(&user, T0 + 10, text)]).await;
+    w.daemon.settle().await.unwrap();
+    let tasks = w.sandbox.hubspot().tasks();
+    assert_eq!(tasks.len(), 1, "{tasks:#?}");
+    let body = &tasks[0].properties["hs_task_body"];
+    assert!(!body.contains("<img") && !body.contains("<a "), "markup from a LINE user reached the rep: {body}");
+    assert!(body.contains("&lt;img src=x onerror=alert(1)&gt;"), "{body}");
+    assert!(body.contains("&lt;a href=&quot;https://evil.example&quot;&gt;pay here&lt;/a&gt; &amp; thanks"), "{body}");
+    assert!(body.contains("<br>line 2"), "line breaks survive as breaks: {body}");
+    w.sandbox.assert_no_violations();
+}
+
+/// Every outbox row, dead or alive.
+fn outbox_rows(w: &World) -> Vec<linehub::store::OutboxRow> {
+    w.daemon.store().outbox_list_blocking(false).unwrap()
+}
+
+#[tokio::test]
+async fn a_retry_after_of_decades_postpones_writes_by_a_day_at_most() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    // A broken or hostile answer: come back in a hundred years.
+    w.sandbox.faults().refuse(Service::HubSpot, 429, Some("3153600000"), 1);
+    w.daemon.settle().await.unwrap();
+    let day = 24 * 3600 * 1000;
+    let rows = outbox_rows(&w);
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert!(
+            r.next_attempt_at <= w.clock.now_ms() + day,
+            "due in {} ms: {r:?}",
+            r.next_attempt_at - w.clock.now_ms()
+        );
+    }
+    w.clock.advance(Duration::from_millis(day as u64 + 1000));
+    w.daemon.settle().await.unwrap();
+    assert_eq!(w.contact("line_user_id_1", &user).properties["line_follow_1"], "Yes");
+}
+
+#[tokio::test]
+async fn an_owner_task_whose_contact_is_dead_lettered_is_dead_lettered_too() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    // An admin renames the options of `LINE Follow _1`: the contact's create is refused.
+    w.sandbox.hubspot().set_property_options("line_follow_1", &["はい", "いいえ"]).unwrap();
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    w.deliver("tokyo", vec![line::text_message(&user, T0 + 10, "hello?")]).await;
+    for _ in 0..12 {
+        w.daemon.settle().await.unwrap();
+        w.clock.advance(Duration::from_secs(600));
+    }
+    let rows = outbox_rows(&w);
+    let keys: Vec<(&str, bool)> = rows.iter().map(|r| (r.key.as_str(), r.dead)).collect();
+    assert!(rows.iter().all(|r| r.dead), "every row is where an operator sees it: {keys:?}");
+    assert!(keys.contains(&(format!("task:{user}").as_str(), true)), "{keys:?}");
+    let listed = outbox_cli(&w, &["list"]);
+    assert!(listed.contains(&format!("task:{user}")), "{listed}");
+}
+
+#[tokio::test]
+async fn a_locked_portal_or_a_migration_is_waited_out_as_hubspot_asks() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    let earliest_due = |w: &World| outbox_rows(w).iter().map(|r| r.next_attempt_at).min().unwrap() - w.clock.now_ms();
+
+    // 423 without Retry-After: at least 2 seconds.
+    w.sandbox.faults().refuse(Service::HubSpot, 423, None, 1);
+    w.daemon.settle().await.unwrap();
+    assert!(earliest_due(&w) >= 2000, "retried after {} ms", earliest_due(&w));
+    w.clock.advance(Duration::from_secs(3));
+
+    // 477 with Retry-After: 120 seconds, not the outage backoff.
+    w.sandbox.faults().refuse(Service::HubSpot, 477, Some("120"), 1);
+    w.daemon.settle().await.unwrap();
+    assert!(earliest_due(&w) >= 120_000, "retried after {} ms", earliest_due(&w));
+    w.clock.advance(Duration::from_secs(119));
+    w.daemon.settle().await.unwrap();
+    assert!(w.sandbox.hubspot().find_by_property("line_user_id_1", &user).is_empty(), "nothing before the wait ends");
+
+    // 423 with a longer Retry-After: that wait.
+    w.clock.advance(Duration::from_secs(2));
+    w.sandbox.faults().refuse(Service::HubSpot, 423, Some("30"), 1);
+    w.daemon.settle().await.unwrap();
+    assert!(earliest_due(&w) >= 30_000, "retried after {} ms", earliest_due(&w));
+    w.clock.advance(Duration::from_secs(31));
+    w.daemon.settle().await.unwrap();
+    assert_eq!(w.contact("line_user_id_1", &user).properties["line_follow_1"], "Yes");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_property_deleted_in_hubspot_is_created_again_when_a_batch_create_reports_it_per_input() {
+    let w = World::new().await;
+    let first = line::random_user_id();
+    w.deliver("tokyo", vec![line::follow(&first, T0, false)]).await;
+    w.daemon.settle().await.unwrap();
+    w.sandbox.hubspot().delete_property("line_unanswered_1").unwrap();
+    // A new user's first message: a create, whose missing property HubSpot reports in a 207.
+    let user = line::random_user_id();
+    w.deliver("tokyo", vec![line::text_message(&user, T0 + 5, "hello")]).await;
+    let mut dead = 0;
+    for _ in 0..6 {
+        dead += w.daemon.settle().await.unwrap().dead;
+        w.clock.advance(Duration::from_secs(30));
+    }
+    assert_eq!(dead, 0, "{:#?}", outbox_rows(&w));
+    assert_eq!(w.contact("line_user_id_1", &user).properties["line_unanswered_1"], "Yes");
+}

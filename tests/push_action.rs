@@ -278,3 +278,61 @@ async fn without_a_client_secret_the_action_is_off_and_a_reload_turns_it_on() {
     w.daemon.reload().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(w.post_signed_action(body).await.0, 200);
 }
+
+/// The outbox rows an operator sees as dead (`linehub outbox list`).
+fn dead_letters(w: &World) -> Vec<linehub::store::OutboxRow> {
+    w.daemon.store().outbox_list_blocking(true).unwrap()
+}
+
+#[tokio::test]
+async fn a_completion_refused_for_an_expired_callback_is_dead_lettered_not_counted_as_done() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (user, contact) = linked_friend(&w, "Rin");
+    push(&w, "ap-expired", &contact, "Hi").await;
+    w.sandbox.hubspot().expire_callback("ap-expired");
+    for _ in 0..8 {
+        w.daemon.settle().await.unwrap();
+        w.clock.advance(Duration::from_secs(600));
+    }
+    assert_eq!(pushes_to(&w, &user).len(), 1);
+    assert!(w.sandbox.hubspot().callback("ap-expired").is_none());
+    let dead = dead_letters(&w);
+    assert_eq!(dead.len(), 1, "the refused completion is where an operator sees it: {dead:#?}");
+    assert!(
+        matches!(&dead[0].op, linehub::store::Op::CompleteAction { callback_id, .. } if callback_id == "ap-expired")
+    );
+    assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("expired")), "{dead:#?}");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_message_that_names_another_send_or_fills_the_note_is_still_logged_once() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (_, contact) = linked_friend(&w, "linehub send #98");
+    // The user's text and a filled-in token both look like another send's marker.
+    push(&w, "ap-marker", &contact, "About linehub send #99, {{contact.firstname}}").await;
+    // Five long messages of quotes: far longer than a note once escaped.
+    let quotes = "\"".repeat(4000);
+    let inputs: serde_json::Map<String, Value> =
+        (1..=5).map(|i| (format!("message_{i}"), json!(quotes))).chain([("account".into(), json!("tokyo"))]).collect();
+    let (_, other) = w.friends_with_contacts("tokyo", 1, 1).remove(0);
+    let (status, answer) = w.post_signed_action(action_body("ap-long", &other, Value::Object(inputs))).await;
+    assert_eq!(status, 200, "{answer}");
+    for _ in 0..6 {
+        w.daemon.settle().await.unwrap();
+        w.clock.advance(Duration::from_secs(600));
+    }
+    for c in [&contact, &other] {
+        let notes = notes_of(&w, c);
+        assert_eq!(notes.len(), 1, "one note per send: {notes:#?}");
+        let body = &notes[0].properties["hs_note_body"];
+        assert!(body.chars().count() <= 65_536, "HubSpot's limit: {} characters", body.chars().count());
+    }
+    assert!(dead_letters(&w).is_empty(), "{:#?}", dead_letters(&w));
+    assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
+    let sends = w.daemon.store().sends(10).await.unwrap();
+    assert!(sends.iter().all(|s| s.state == "sent"), "{sends:?}");
+    w.sandbox.assert_no_violations();
+}

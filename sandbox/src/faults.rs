@@ -8,6 +8,8 @@
 //! - outage: LINE answers 500, HubSpot 503, for the next N requests or until an instant.
 //! - latency: every response of the service is delayed by a duration.
 //! - rate-limit storm: the next N requests get 429 with the service's real body and headers.
+//! - refusals: the next N requests get a given status (HubSpot's 423 or 477, a 429) with a given
+//!   `Retry-After`, e.g. one no honest service would send.
 //! - lost responses: the next N requests are carried out, then answered as an outage, as when a
 //!   connection breaks after the service acted (the caller cannot tell whether it did).
 //! - held answers: requests are carried out, then their answers wait until the test releases
@@ -44,12 +46,19 @@ pub enum Outage {
 }
 
 /// What a fault does to one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Injected {
     /// Answer 500 (LINE) / 503 (HubSpot).
     Outage,
     /// Answer 429.
     RateLimited,
+    /// Answer `status` with this `Retry-After` header (none when `None`).
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The raw `Retry-After` value.
+        retry_after: Option<String>,
+    },
 }
 
 /// A gate set by [`FaultControl::hold_answers`]: answers of its service wait at it until
@@ -104,6 +113,10 @@ struct ServiceFaults {
     outage_until: Option<Instant>,
     latency: Option<Duration>,
     storm_requests: u32,
+    /// Requests still to be refused with `refusal`.
+    refused_requests: u32,
+    /// The status and `Retry-After` of [`FaultControl::refuse`].
+    refusal: Option<(u16, Option<String>)>,
     lost_responses: u32,
     /// Only requests of this operation (`multicast`, `batchCreateContacts`, …) lose answers.
     lost_operation: Option<String>,
@@ -148,6 +161,12 @@ impl FaultState {
                 return Some(Injected::Outage);
             }
             f.outage_until = None;
+        }
+        if f.refused_requests > 0
+            && let Some((status, retry_after)) = f.refusal.clone()
+        {
+            f.refused_requests -= 1;
+            return Some(Injected::Refused { status, retry_after });
         }
         if f.storm_requests > 0 {
             f.storm_requests -= 1;
@@ -199,6 +218,16 @@ impl FaultControl {
     /// Answers the next `requests` requests of `service` with 429 and the real headers and body.
     pub fn rate_limit_storm(&self, service: Service, requests: u32) {
         self.with(service, |f| f.storm_requests = requests);
+    }
+
+    /// Answers the next `requests` requests of `service` with `status` (HubSpot: 423 locked, 477
+    /// migration in progress, 429 …, with the service's error body) and, when given, the raw
+    /// `Retry-After` header value `retry_after`; nothing is carried out.
+    pub fn refuse(&self, service: Service, status: u16, retry_after: Option<&str>, requests: u32) {
+        self.with(service, |f| {
+            f.refused_requests = requests;
+            f.refusal = Some((status, retry_after.map(str::to_string)));
+        });
     }
 
     /// Carries out the next `requests` requests of `service` but answers them as an outage

@@ -164,3 +164,20 @@ async fn an_account_can_lose_its_verification_and_change_its_quota() {
     let (_, used) = status_json(h.line_get("/v2/bot/message/quota/consumption").await).await;
     assert_eq!(used["totalUsage"], 4);
 }
+
+#[tokio::test]
+async fn hubspot_refusals_answer_423_and_477_with_the_retry_after_the_test_set() {
+    let h = start().await;
+    h.sandbox.faults().refuse(Service::HubSpot, 423, Some("7"), 1);
+    let resp = h.hs_get("/crm/v3/owners").await;
+    assert_eq!(resp.headers()["retry-after"], "7");
+    let (status, body) = status_json(resp).await;
+    assert_eq!((status, body["category"].as_str()), (423, Some("LOCKED")));
+    h.sandbox.faults().refuse(Service::HubSpot, 477, None, 2);
+    for _ in 0..2 {
+        let resp = h.hs_get("/crm/v3/owners").await;
+        assert!(resp.headers().get("retry-after").is_none());
+        assert_eq!(status_json(resp).await.0, 477);
+    }
+    assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 200);
+}

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 const CALLBACK: &str = "ap-102670506-56777914962-11-0";
 
 fn done(state: &str) -> Value {
-    json!({"outputFields": {"hs_execution_state": state, "line_message_id": "5012345678", "retries": 0}})
+    json!({"outputFields": {"hs_execution_state": state, "line_message_id": "5012345678", "retries": 0},
+           "typedOutputs": {}})
 }
 
 fn complete_path(id: &str) -> String {
@@ -59,7 +60,7 @@ async fn only_success_or_fail_continue_complete_a_callback() {
     let (status, body) = status_json(h.hs_post(&complete_path("cb-block"), &done("BLOCK")).await).await;
     assert_eq!(status, 400);
     assert_eq!(body["category"], "VALIDATION_ERROR");
-    let missing = json!({"outputFields": {"line_message_id": "1"}});
+    let missing = json!({"outputFields": {"line_message_id": "1"}, "typedOutputs": {}});
     assert_eq!(status_json(h.hs_post(&complete_path("cb-missing"), &missing).await).await.0, 400);
     let violations = h.sandbox.take_violations();
     assert_eq!(violations.len(), 2);
@@ -69,14 +70,15 @@ async fn only_success_or_fail_continue_complete_a_callback() {
     // Not a state at all, a nested value, or an unknown top-level field: off-contract.
     for bad in [
         done("DONE"),
-        json!({"outputFields": {"hs_execution_state": "SUCCESS", "x": {"nested": 1}}}),
-        json!({"outputFields": {"hs_execution_state": "SUCCESS"}, "state": "SUCCESS"}),
+        json!({"outputFields": {"hs_execution_state": "SUCCESS", "x": {"nested": 1}}, "typedOutputs": {}}),
+        json!({"outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}, "state": "SUCCESS"}),
+        json!({"outputFields": {"hs_execution_state": "SUCCESS"}}),
         json!({}),
     ] {
         assert_eq!(status_json(h.hs_post(&complete_path("cb-bad"), &bad).await).await.0, 400, "{bad}");
     }
     let violations = h.sandbox.take_violations();
-    assert_eq!(violations.len(), 4);
+    assert_eq!(violations.len(), 5, "{violations:?}");
     assert!(violations.iter().all(|v| v.kind == ViolationKind::OffContract), "{violations:?}");
     assert!(h.sandbox.hubspot().callbacks().is_empty());
 
@@ -91,8 +93,10 @@ async fn only_success_or_fail_continue_complete_a_callback() {
 async fn a_batch_completes_all_its_inputs_or_none() {
     let h = start().await;
     let batch = |ids: &[&str]| {
-        let inputs: Vec<Value> =
-            ids.iter().map(|id| json!({"callbackId": id, "outputFields": {"hs_execution_state": "SUCCESS"}})).collect();
+        let inputs: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"callbackId": id, "outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}))
+            .collect();
         json!({ "inputs": inputs })
     };
     let path = "/automation/v4/actions/callbacks/complete";
@@ -123,7 +127,7 @@ async fn the_dated_paths_are_the_same_operations() {
     let dated = format!("/automation/actions/callbacks/2026-03/{CALLBACK}/complete");
     assert_eq!(status_json(h.hs_post(&dated, &done("SUCCESS")).await).await.0, 204);
     assert_eq!(status_json(h.hs_post(&complete_path(CALLBACK), &done("SUCCESS")).await).await.0, 400);
-    let batch = json!({"inputs": [{"callbackId": "other", "outputFields": {"hs_execution_state": "SUCCESS"}}]});
+    let batch = json!({"inputs": [{"callbackId": "other", "outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}]});
     assert_eq!(status_json(h.hs_post("/automation/actions/callbacks/2026-03/complete", &batch).await).await.0, 204);
     assert_eq!(h.sandbox.hubspot().callbacks().len(), 2);
     h.sandbox.assert_no_violations();
@@ -211,4 +215,35 @@ async fn a_contacts_notes_are_listed_and_batch_read_for_adoption() {
             .await;
     assert_eq!(status, 200);
     h.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn an_expired_callback_is_refused_differently_from_a_repeat_and_completes_nothing() {
+    let h = start().await;
+    h.sandbox.hubspot().expire_callback("gone");
+    let (status, body) = status_json(h.hs_post(&complete_path("gone"), &done("SUCCESS")).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["category"], "VALIDATION_ERROR");
+    assert_eq!(body["message"], "Callback gone has expired or does not exist");
+    assert!(!body["message"].as_str().unwrap_or_default().contains("already completed"));
+    let batch = json!({"inputs": [
+        {"callbackId": "fresh", "outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}},
+        {"callbackId": "gone", "outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}},
+    ]});
+    let (status, body) = status_json(h.hs_post("/automation/v4/actions/callbacks/complete", &batch).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "Callback gone has expired or does not exist");
+    assert!(h.sandbox.hubspot().callbacks().is_empty(), "nothing of a refused batch is completed");
+    h.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_batch_input_without_typed_outputs_is_off_contract() {
+    let h = start().await;
+    let batch = json!({"inputs": [{"callbackId": "t", "outputFields": {"hs_execution_state": "SUCCESS"}}]});
+    assert_eq!(status_json(h.hs_post("/automation/v4/actions/callbacks/complete", &batch).await).await.0, 400);
+    let violations = h.sandbox.take_violations();
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].kind, ViolationKind::OffContract);
+    assert!(h.sandbox.hubspot().callbacks().is_empty());
 }

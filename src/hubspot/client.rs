@@ -17,6 +17,13 @@ use serde_json::Value;
 use super::error::{HubSpotError, existing_id};
 use crate::config::Secret;
 
+/// The longest wait a `Retry-After` header is taken for: a broken or hostile answer must not
+/// postpone writes for years.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// The least wait after a 423 (the portal is locked), as HubSpot asks.
+pub const LOCKED_WAIT: Duration = Duration::from_secs(2);
+
 /// A successful answer (2xx, including 207 partial success).
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -124,7 +131,7 @@ fn classify(status: u16, headers: &reqwest::header::HeaderMap, body: &Value) -> 
         429 => {
             let policy = field(body, "policyName");
             let retry_after = if let Some(s) = header_num("retry-after") {
-                Duration::from_secs(s)
+                Duration::from_secs(s).min(MAX_RETRY_AFTER)
             } else if policy == "DAILY" {
                 Duration::from_secs(3600)
             } else {
@@ -137,7 +144,12 @@ fn classify(status: u16, headers: &reqwest::header::HeaderMap, body: &Value) -> 
         401 | 403 => HubSpotError::Unauthorized { status, message },
         404 => HubSpotError::NotFound(message),
         409 => HubSpotError::Conflict { existing_id: existing_id(&message), message },
-        423 | 477 | 500..=599 => HubSpotError::Unavailable(format!("{status}: {message}")),
+        423 | 477 => {
+            let said = header_num("retry-after").map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+            let retry_after = if status == 423 { Some(said.unwrap_or_default().max(LOCKED_WAIT)) } else { said };
+            HubSpotError::Busy { status, retry_after, message }
+        }
+        500..=599 => HubSpotError::Unavailable(format!("{status}: {message}")),
         _ => HubSpotError::Rejected { status, category: field(body, "category"), message },
     }
 }
@@ -188,6 +200,24 @@ mod tests {
             matches!(classify(429, &h, &daily), HubSpotError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(3600))
         );
         assert!(classify(503, &h, &Value::Null).is_transient());
+        let mut decades = reqwest::header::HeaderMap::new();
+        decades.insert("retry-after", reqwest::header::HeaderValue::from_static("3153600000"));
+        assert!(
+            matches!(classify(429, &decades, &daily), HubSpotError::RateLimited { retry_after, .. } if retry_after == MAX_RETRY_AFTER)
+        );
+        let busy = |status, header: Option<&'static str>| {
+            let mut h = reqwest::header::HeaderMap::new();
+            if let Some(v) = header {
+                h.insert("retry-after", reqwest::header::HeaderValue::from_static(v));
+            }
+            classify(status, &h, &Value::Null).retry_after()
+        };
+        assert_eq!(busy(423, None), Some(LOCKED_WAIT));
+        assert_eq!(busy(423, Some("1")), Some(LOCKED_WAIT));
+        assert_eq!(busy(423, Some("30")), Some(Duration::from_secs(30)));
+        assert_eq!(busy(477, Some("120")), Some(Duration::from_secs(120)));
+        assert_eq!(busy(477, Some("999999999")), Some(MAX_RETRY_AFTER));
+        assert_eq!(busy(477, None), None);
         let invalid = serde_json::json!({"message":"Property values were not valid","category":"VALIDATION_ERROR"});
         let e = classify(400, &h, &invalid);
         assert!(!e.is_transient());

@@ -17,9 +17,21 @@ pub enum HubSpotError {
         /// HubSpot's `policyName` (TEN_SECONDLY_ROLLING, DAILY, …).
         policy: String,
     },
-    /// 5xx, 423, 477, a timeout or a connection failure.
+    /// 5xx, a timeout or a connection failure.
     #[error("HubSpot is unavailable: {0}")]
     Unavailable(String),
+    /// 423 (the portal is locked: wait at least 2 s) or 477 (a migration is in progress): wait
+    /// as long as HubSpot says, then try again.
+    #[error("HubSpot is busy ({status}): {message}; retrying after {retry_after:?}")]
+    Busy {
+        /// HTTP status.
+        status: u16,
+        /// How long to wait: `Retry-After` (a day at most), at least 2 s after a 423; `None`
+        /// when HubSpot did not say, so the outage backoff applies.
+        retry_after: Option<Duration>,
+        /// HubSpot's message.
+        message: String,
+    },
     /// 401/403: the token is wrong or lacks a scope; retried, so nothing is lost while it is fixed.
     #[error("HubSpot refused the token ({status}): {message}")]
     Unauthorized {
@@ -56,8 +68,34 @@ impl HubSpotError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            HubSpotError::RateLimited { .. } | HubSpotError::Unavailable(_) | HubSpotError::Unauthorized { .. }
+            HubSpotError::RateLimited { .. }
+                | HubSpotError::Unavailable(_)
+                | HubSpotError::Busy { .. }
+                | HubSpotError::Unauthorized { .. }
         )
+    }
+
+    /// How long HubSpot asked to wait before trying again, when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HubSpotError::RateLimited { retry_after, .. } => Some(*retry_after),
+            HubSpotError::Busy { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl HubSpotError {
+    /// Whether this is HubSpot refusing to complete a workflow-action callback because it is
+    /// already completed (`Callback <id> is already completed`): the completion it asked for
+    /// has happened. Any other refusal (an expired or unknown callback) is a real failure.
+    pub fn is_already_completed(&self) -> bool {
+        match self {
+            HubSpotError::Rejected { message, .. } | HubSpotError::Conflict { message, .. } => {
+                message.to_ascii_lowercase().contains("is already completed")
+            }
+            _ => false,
+        }
     }
 }
 
@@ -77,5 +115,17 @@ mod tests {
         assert_eq!(existing_id("Contact already exists. Existing ID: 37765128953").as_deref(), Some("37765128953"));
         assert_eq!(existing_id("Contact already exists. Existing ID:12"), Some("12".into()));
         assert_eq!(existing_id("Contact already exists."), None);
+    }
+
+    #[test]
+    fn only_an_already_completed_answer_means_a_callback_is_done() {
+        let refused = |message: &str| HubSpotError::Rejected {
+            status: 400,
+            category: "VALIDATION_ERROR".into(),
+            message: message.into(),
+        };
+        assert!(refused("Callback ap-1 is already completed").is_already_completed());
+        assert!(!refused("Callback ap-1 has expired or does not exist").is_already_completed());
+        assert!(!HubSpotError::NotFound("Callback ap-1 is already completed".into()).is_already_completed());
     }
 }

@@ -18,7 +18,8 @@ use serde_json::Value;
 use super::{Draft, DueSend};
 use crate::clock::{Clock, millis};
 use crate::config::{Account, Config};
-use crate::hubspot::{HubSpotClient, HubSpotError, reads};
+use crate::hubspot::html::{self, escape};
+use crate::hubspot::{HubSpotClient, HubSpotError, api, reads};
 use crate::line::client::{LineClient, LineError, SendOutcome};
 use crate::line::limits::{MAX_TEXT_UNITS, RETRY_KEY_SAFE_MS, text_units};
 use crate::retry::Backoff;
@@ -165,27 +166,26 @@ impl Sender {
         }
         let names: Vec<String> = names.into_iter().collect();
         let ids: Vec<String> = ids.into_iter().collect();
-        let contacts: BTreeMap<String, BTreeMap<String, String>> = match reads::contacts(&self.hubspot, &ids, &names)
-            .await
-        {
-            Ok(found) => found.into_iter().map(|c| (c.id, c.properties.into_iter().collect())).collect(),
-            Err(HubSpotError::NotFound(_)) => BTreeMap::new(),
-            Err(e) => {
-                let now = self.clock.now_ms();
-                let wait = match &e {
-                    HubSpotError::RateLimited { retry_after, .. } => Some(millis(*retry_after)),
-                    e if e.is_transient() || matches!(e, HubSpotError::Unauthorized { .. }) => Some(HUBSPOT_WAIT_MS),
-                    _ => None,
-                };
-                return sends
-                    .iter()
-                    .map(|_| match wait {
-                        Some(ms) => Err(Step::Later(now + ms, e.to_string())),
-                        None => Err(Step::Failed(format!("the contact could not be read: {e}"))),
-                    })
-                    .collect();
-            }
-        };
+        let contacts: BTreeMap<String, BTreeMap<String, String>> =
+            match reads::contacts(&self.hubspot, &ids, &names).await {
+                Ok(found) => found.into_iter().map(|c| (c.id, c.properties.into_iter().collect())).collect(),
+                Err(HubSpotError::NotFound(_)) => BTreeMap::new(),
+                Err(e) => {
+                    let now = self.clock.now_ms();
+                    let wait = match e.retry_after() {
+                        Some(after) => Some(millis(after)),
+                        None if e.is_transient() => Some(HUBSPOT_WAIT_MS),
+                        None => None,
+                    };
+                    return sends
+                        .iter()
+                        .map(|_| match wait {
+                            Some(ms) => Err(Step::Later(now + ms, e.to_string())),
+                            None => Err(Step::Failed(format!("the contact could not be read: {e}"))),
+                        })
+                        .collect();
+                }
+            };
         sends.iter().map(|(send, _, serial)| render(send, *serial, contacts.get(&send.contact_id))).collect()
     }
 
@@ -268,34 +268,31 @@ fn completion<const N: usize>(send_id: i64, callback_id: &str, state: &str, outp
     Op::CompleteAction { send_id, callback_id: callback_id.to_string(), outputs: fields }
 }
 
-/// The timeline note of a sent send, in the simple HTML HubSpot shows note bodies as.
+/// The timeline note of a sent send, in the simple HTML HubSpot shows note bodies as. The
+/// marker naming the send comes first, before any outside text (see [`crate::sync::send_note`]);
+/// the messages come last and are shortened, when they must be, to keep the note within
+/// HubSpot's body limit.
 fn note(send: &DueSend, account_name: &str, messages: &[Value], request_id: &str) -> String {
-    let mut body = format!("<p>LINE message sent from {}:</p><ol>", escape(account_name));
-    for m in messages {
-        body.push_str(&format!("<li>{}</li>", escape(&Draft::summary(m)).replace('\n', "<br>")));
-    }
     let via = if send.callback_id.is_some() { "workflow action" } else { "linehub" };
-    body.push_str(&format!(
-        "</ol><p>{} · {via} · LINE request {}</p>",
+    let mut body = format!(
+        "<p>{}</p><p>LINE message sent from {} · {via} · LINE request {}</p><ol>",
         crate::sync::send_note::note_marker(send.id),
+        escape(account_name),
         escape(request_id)
-    ));
-    body
-}
-
-/// `text` safe inside HTML.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
+    );
+    const ITEM: &str = "<li></li>";
+    const END: &str = "</ol>";
+    let mut room = api::MAX_BODY_CHARS.saturating_sub(body.chars().count() + END.len());
+    for m in messages {
+        if room <= ITEM.len() {
+            break;
         }
+        let item = html::text_to_html(&Draft::summary(m), room - ITEM.len());
+        room -= ITEM.len() + item.chars().count();
+        body.push_str(&format!("<li>{item}</li>"));
     }
-    out
+    body.push_str(END);
+    body
 }
 
 /// LINE's refusal, worded for the workflow's history.
@@ -331,6 +328,29 @@ mod tests {
         let body = note(&send, "Tokyo <shop>", &messages, "req-1");
         assert!(body.contains("Tokyo &lt;shop&gt;"), "{body}");
         assert!(body.contains("<li>&lt;b&gt;Hi&lt;/b&gt; &amp; bye<br>line 2</li><li>[sticker]</li>"), "{body}");
-        assert!(body.contains("linehub send #7 · workflow action · LINE request req-1"), "{body}");
+        assert!(body.starts_with("<p>linehub send #7</p>"), "the marker comes first: {body}");
+        assert!(body.contains("workflow action · LINE request req-1"), "{body}");
+        assert_eq!(crate::sync::send_note::marked_send(&body), Some(7));
+    }
+
+    #[test]
+    fn a_long_note_is_shortened_in_its_messages_never_in_its_marker() {
+        let send = DueSend {
+            id: 12,
+            callback_id: None,
+            account_id: "tokyo".into(),
+            contact_id: "501".into(),
+            drafts: Vec::new(),
+            notification_disabled: false,
+            retry_key: "k".into(),
+            prepared: None,
+            attempts: 1,
+            first_attempt_at: None,
+        };
+        let quotes = serde_json::json!({"type": "text", "text": "\"".repeat(5000)});
+        let body = note(&send, "Tokyo", &vec![quotes; 5], "req-9");
+        assert!(body.chars().count() <= api::MAX_BODY_CHARS, "{}", body.chars().count());
+        assert!(body.ends_with("</ol>"), "the markup is closed");
+        assert_eq!(crate::sync::send_note::marked_send(&body), Some(12));
     }
 }

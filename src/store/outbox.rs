@@ -250,6 +250,21 @@ impl Store {
         .await
     }
 
+    /// Which of `keys` still have a live (not dead) row.
+    pub async fn outbox_live_keys(&self, keys: Vec<String>) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM outbox WHERE dead = 0 AND key = ?1 LIMIT 1")?;
+            let mut live = std::collections::HashSet::new();
+            for key in keys {
+                if stmt.exists([&key])? {
+                    live.insert(key);
+                }
+            }
+            Ok(live)
+        })
+        .await
+    }
+
     /// Number of live (not dead) rows.
     pub async fn outbox_len(&self) -> Result<u64, StoreError> {
         self.read(|conn| conn.query_row("SELECT COUNT(*) FROM outbox WHERE dead = 0", [], |r| r.get::<_, i64>(0)))

@@ -5,7 +5,10 @@
 //! `POST /automation/v4/actions/callbacks/{callbackId}/complete` (or the batch form). HubSpot does
 //! not document what a second completion or an unknown id does, so the simulator decides, as the
 //! contract's comments say:
-//! - any callback id is accepted (linehub's tests make them up) and its completion recorded;
+//! - any callback id is accepted (linehub's tests make them up) and its completion recorded,
+//!   unless a test has let it expire ([`super::HubSpotControl::expire_callback`], as a workflow
+//!   execution does once its `hs_expiration_duration` has passed): completing it then answers
+//!   400 `VALIDATION_ERROR` `Callback <id> has expired or does not exist`, and nothing changes;
 //! - `outputFields.hs_execution_state` must be `SUCCESS` or `FAIL_CONTINUE` (a rule violation
 //!   otherwise);
 //! - completing an already-completed callback answers 400 `VALIDATION_ERROR`
@@ -44,6 +47,8 @@ pub struct CallbackCompletion {
 pub(crate) struct Callbacks {
     completed: Vec<CallbackCompletion>,
     by_id: HashMap<String, usize>,
+    /// Callbacks whose execution expired before it was completed: HubSpot no longer knows them.
+    expired: BTreeSet<String>,
 }
 
 impl Callbacks {
@@ -59,6 +64,11 @@ impl Callbacks {
 
     fn get_mut(&mut self, id: &str) -> Option<&mut CallbackCompletion> {
         self.by_id.get(id).and_then(|&i| self.completed.get_mut(i))
+    }
+
+    /// Lets a callback's execution expire: it can no longer be completed.
+    pub(crate) fn expire(&mut self, id: &str) {
+        self.expired.insert(id.to_string());
     }
 
     fn insert(&mut self, completion: CallbackCompletion) {
@@ -87,8 +97,12 @@ fn output_fields(ctx: &Ctx<'_>, raw: &Value, at: &str) -> Result<BTreeMap<String
         .into())
 }
 
-/// Records the completions, all or none: a repeat counts as an attempt and refuses the request.
+/// Records the completions, all or none: an expired callback refuses the request; a repeat
+/// counts as an attempt and refuses it.
 fn apply(state: &mut HubSpotState, ctx: &Ctx<'_>, inputs: Vec<(String, BTreeMap<String, Value>)>) -> Reply {
+    if let Some((id, _)) = inputs.iter().find(|(id, _)| state.callbacks.expired.contains(id)) {
+        return error::validation(&format!("Callback {id} has expired or does not exist"));
+    }
     let mut repeated = None;
     for (id, _) in &inputs {
         if let Some(done) = state.callbacks.get_mut(id) {

@@ -56,6 +56,22 @@ pub(crate) fn unavailable() -> Reply {
     )
 }
 
+/// HubSpot's answer with `status` when a test refuses requests ([`crate::FaultControl::refuse`]):
+/// 423 when the portal is locked (wait at least 2 s), 477 while a migration is in progress, a
+/// rolling-window 429, and a plain error envelope for anything else.
+pub(crate) fn refused(status: u16) -> Reply {
+    match status {
+        429 => rate_limited(Policy::TenSecondlyRolling),
+        423 => error(StatusCode::LOCKED, "LOCKED", "The portal is locked; try again in at least 2 seconds."),
+        477 => error(
+            StatusCode::from_u16(477).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "MIGRATION_IN_PROGRESS",
+            "The portal is being migrated between data centers; try again after Retry-After seconds.",
+        ),
+        s => error(StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), "ERROR", "Refused."),
+    }
+}
+
 /// Which rate limit a 429 reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Policy {

@@ -256,6 +256,13 @@ pub(crate) fn handle(shared: &Shared, req: &RequestParts<'_>) -> Reply {
             }
             return reply;
         }
+        Some(Injected::Refused { status, retry_after }) => {
+            let reply = error::refused(status);
+            return match retry_after {
+                Some(value) => reply.with_header("retry-after", value),
+                None => reply,
+            };
+        }
         None => {}
     }
     let token = crate::bearer(req.headers);
@@ -523,6 +530,12 @@ impl HubSpotControl {
     /// One callback's completion, if it was completed.
     pub fn callback(&self, callback_id: &str) -> Option<CallbackCompletion> {
         self.state().callbacks.get(callback_id).cloned()
+    }
+
+    /// Lets a workflow-action execution expire before it is completed (its
+    /// `hs_expiration_duration` passed): completing `callback_id` is refused from now on.
+    pub fn expire_callback(&self, callback_id: &str) {
+        self.state().callbacks.expire(callback_id);
     }
 
     /// Creates a contact list with these member contact ids; returns its list id.

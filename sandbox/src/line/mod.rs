@@ -453,6 +453,14 @@ fn answer(shared: &Shared, req: &RequestParts<'_>, request_id: &str) -> Reply {
         Some(Injected::RateLimited) => {
             return error(StatusCode::TOO_MANY_REQUESTS, "The API rate limit has been exceeded. Try again later.");
         }
+        Some(Injected::Refused { status, retry_after }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let reply = error(status, "Refused by a fault the test set.");
+            return match retry_after {
+                Some(value) => reply.with_header("retry-after", value),
+                None => reply,
+            };
+        }
         None => {}
     }
     let token = crate::bearer(req.headers);

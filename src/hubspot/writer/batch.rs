@@ -90,10 +90,6 @@ pub(super) fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
     out
 }
 
-pub(super) fn truncate(s: &str, max_chars: usize) -> String {
-    s.chars().take(max_chars).collect()
-}
-
 /// One member error of a 207 answer.
 pub(super) struct BatchError {
     pub(super) category: String,

@@ -37,6 +37,8 @@ use batch::{BatchError, Group, chunks, coalesce, user_of};
 
 /// Permanent failures tolerated before a row is dead-lettered.
 const MAX_PERMANENT_ATTEMPTS: i64 = 3;
+/// How HubSpot names a property that does not exist, in a whole answer or a batch member's.
+const PROPERTY_DOESNT_EXIST: &str = "PROPERTY_DOESNT_EXIST";
 /// Keys taken per pass; a few full batches.
 const KEYS_PER_PASS: usize = 500;
 /// Passes per drain.
@@ -205,10 +207,7 @@ impl Writer {
     ) -> Result<bool, WriterError> {
         if e.is_transient() {
             let streak = self.outage_streak.fetch_add(1, Ordering::SeqCst);
-            let wait = match &e {
-                HubSpotError::RateLimited { retry_after, .. } => *retry_after,
-                _ => Backoff::QUEUE.wait(streak),
-            };
+            let wait = e.retry_after().unwrap_or_else(|| Backoff::QUEUE.wait(streak));
             let until = self.clock.now_ms() + millis(wait);
             self.paused_until.fetch_max(until, Ordering::SeqCst);
             tracing::warn!(error = %e, pause = ?wait, "HubSpot write paused");
@@ -218,7 +217,7 @@ impl Writer {
             return Ok(false);
         }
         if let HubSpotError::Rejected { message, .. } = &e
-            && message.contains("PROPERTY_DOESNT_EXIST")
+            && message.contains(PROPERTY_DOESNT_EXIST)
         {
             self.properties_stale.store(true, Ordering::SeqCst);
         }
@@ -272,6 +271,11 @@ impl Writer {
         if groups.is_empty() {
             return Ok(());
         }
+        if errors.iter().any(|e| e.message.contains(PROPERTY_DOESNT_EXIST)) {
+            // A property was deleted in HubSpot: it is created again, and the members wait
+            // for it without counting towards the dead letter.
+            self.properties_stale.store(true, Ordering::SeqCst);
+        }
         let message = errors.first().map(|e| e.message.clone()).unwrap_or_else(|| "not in HubSpot's results".into());
         self.fail_groups(groups, &HubSpotError::Rejected { status, category: "BATCH".into(), message }, report).await
     }
@@ -285,8 +289,15 @@ impl Writer {
     ) -> Result<(), WriterError> {
         let stale = self.properties_stale.load(Ordering::SeqCst);
         for g in groups {
+            if stale {
+                // Most likely refused for the missing property: wait for it, uncounted.
+                let at = Backoff::QUEUE.due_at(self.clock.now_ms(), g.attempts);
+                report.retried += g.ids.len();
+                self.store.outbox_postpone(g.ids, at, e.to_string()).await?;
+                continue;
+            }
             let attempts = g.attempts + 1;
-            let dead = !e.is_transient() && !stale && attempts >= MAX_PERMANENT_ATTEMPTS;
+            let dead = !e.is_transient() && attempts >= MAX_PERMANENT_ATTEMPTS;
             let at = Backoff::QUEUE.due_at(self.clock.now_ms(), attempts);
             if dead {
                 tracing::error!(rows = ?g.ids, error = %e, "HubSpot write dead-lettered; see `linehub outbox list`");

@@ -4,16 +4,17 @@
 //! Both are done at most once although HubSpot offers no idempotency key for them. Before a
 //! call, the store records that it is being asked for. Notes carry their send's id in their
 //! text (`linehub send #N`, see [`crate::sync::send_note`]), so after an answer that never came
-//! the contact's notes are read and an existing one is adopted instead of made twice. A completion that HubSpot refuses after an
-//! earlier unanswered attempt was the earlier attempt's success (HubSpot refuses to complete an
-//! execution twice), so it counts as done.
+//! the contact's notes are read and an existing one is adopted instead of made twice. A
+//! completion HubSpot refuses as already completed was an earlier attempt's success (HubSpot
+//! refuses to complete an execution twice), so it counts as done; any other refusal (an expired
+//! or unknown callback) fails like every refused write, up to the dead letter.
 
 use std::collections::HashMap;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::batch::{Group, associated_ids, batch_errors, chunks, truncate};
+use super::batch::{Group, associated_ids, batch_errors, chunks};
 use super::{DrainReport, Writer, WriterError};
 use crate::hubspot::HubSpotError;
 use crate::hubspot::api;
@@ -59,7 +60,7 @@ impl Writer {
             .iter()
             .filter_map(|g| match &g.op {
                 Op::SendNote { contact_id, body, .. } => Some(json!({
-                    "properties": { "hs_timestamp": now, "hs_note_body": truncate(body, api::MAX_BODY_CHARS) },
+                    "properties": { "hs_timestamp": now, "hs_note_body": body },
                     "associations": [{
                         "to": { "id": contact_id },
                         "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": api::NOTE_TO_CONTACT }],
@@ -147,12 +148,14 @@ impl Writer {
             .iter()
             .filter_map(|g| match &g.op {
                 Op::CompleteAction { callback_id, outputs, .. } => {
-                    Some(json!({ "callbackId": callback_id, "outputFields": outputs }))
+                    // HubSpot's reference requires `typedOutputs` on every input; linehub's
+                    // outputs are all strings, carried by `outputFields`.
+                    Some(json!({ "callbackId": callback_id, "outputFields": outputs, "typedOutputs": {} }))
                 }
                 _ => None,
             })
             .collect();
-        self.store.ask_completions(send_ids).await?;
+        self.store.ask_completions(send_ids.clone()).await?;
         report.calls += 1;
         let path = format!("{}/complete", api::ACTION_CALLBACKS);
         match self.client.send(Method::POST, &path, &[], Some(&json!({ "inputs": inputs }))).await {
@@ -162,12 +165,10 @@ impl Writer {
                 self.finish(chunk.into_iter().flat_map(|g| g.ids).collect(), report).await?;
                 Ok(true)
             }
-            Err(HubSpotError::Rejected { status, message, .. })
-                if chunk.len() == 1
-                    && chunk.iter().all(|g| send_of(&g.op).is_some_and(|id| asked_before.contains(&id))) =>
-            {
-                // Asked before without an answer, refused now: the first request went through.
-                tracing::info!(status, %message, "action completion refused after an unanswered attempt; counted as done");
+            Err(e) if chunk.len() == 1 && e.is_already_completed() => {
+                // HubSpot completed it already: an earlier attempt whose answer never came.
+                let asked = send_ids.iter().all(|id| asked_before.contains(id));
+                tracing::info!(error = %e, asked_before = asked, "action completion refused as a repeat; counted as done");
                 self.finish(chunk.into_iter().flat_map(|g| g.ids).collect(), report).await?;
                 Ok(true)
             }

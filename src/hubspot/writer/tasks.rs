@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::batch::{Group, associated_ids, truncate, user_of};
+use super::batch::{Group, associated_ids, user_of};
 use super::{DrainReport, Writer, WriterError};
 use crate::hubspot::HubSpotError;
-use crate::hubspot::api;
+use crate::hubspot::{api, html};
+use crate::retry::Backoff;
 use crate::store::{Op, Requested};
 use crate::sync::owner_task::{LastTask, TaskDecision, is_open_linehub_task, owner_task, task_subject};
 
@@ -31,10 +32,7 @@ impl Writer {
         let (linked, unlinked): (Vec<Group>, Vec<Group>) =
             tasks.into_iter().partition(|g| links.contains_key(user_of(&g.op)));
         if !unlinked.is_empty() {
-            // The contact is not created yet (its write failed this pass): try with it.
-            let ids = unlinked.into_iter().flat_map(|g| g.ids).collect();
-            let at = self.clock.now_ms() + WAIT_FOR_CONTACT_MS;
-            self.store.outbox_postpone(ids, at, "waiting for the contact to exist".into()).await?;
+            self.wait_for_contacts(unlinked, report).await?;
         }
         for chunk in linked.chunks(api::BATCH_LIMIT) {
             let contact_ids: Vec<String> = chunk.iter().map(|g| links[user_of(&g.op)].clone()).collect();
@@ -136,6 +134,37 @@ impl Writer {
         Ok(())
     }
 
+    /// Tasks of users whose contact does not exist yet. While the contact's write is still in
+    /// the outbox they wait for it without counting an attempt; once it is gone (dead-lettered,
+    /// or dropped because the contact must not be created) they count attempts and are
+    /// dead-lettered like any write that cannot succeed, where `linehub outbox list` shows them.
+    async fn wait_for_contacts(&self, unlinked: Vec<Group>, report: &mut DrainReport) -> Result<(), WriterError> {
+        let contact_key = |g: &Group| {
+            Op::Contact { user_id: user_of(&g.op).to_string(), properties: Default::default(), create: false }.key()
+        };
+        let live = self.store.outbox_live_keys(unlinked.iter().map(contact_key).collect()).await?;
+        let now = self.clock.now_ms();
+        for g in unlinked {
+            if live.contains(&contact_key(&g)) {
+                let reason = "waiting for the contact to exist".to_string();
+                self.store.outbox_postpone(g.ids, now + WAIT_FOR_CONTACT_MS, reason).await?;
+                continue;
+            }
+            let attempts = g.attempts + 1;
+            let dead = attempts >= super::MAX_PERMANENT_ATTEMPTS;
+            if dead {
+                tracing::error!(rows = ?g.ids, "owner task dead-lettered: its contact was never written; see `linehub outbox list`");
+                report.dead += g.ids.len();
+            } else {
+                report.retried += g.ids.len();
+            }
+            let reason =
+                "the contact does not exist and its write is not queued (dead-lettered or dropped)".to_string();
+            self.store.outbox_failed(g.ids, reason, Backoff::QUEUE.due_at(now, attempts), dead).await?;
+        }
+        Ok(())
+    }
+
     /// An open task linehub made for `contact`, found through the contact's associations (which,
     /// unlike search, are up to date at once).
     async fn find_open_task(&self, contact: &str, report: &mut DrainReport) -> Result<Option<String>, HubSpotError> {
@@ -185,13 +214,14 @@ impl Writer {
     }
 }
 
-/// The task HubSpot is asked to make for `owner` about a message to `account`.
+/// The task HubSpot is asked to make for `owner` about a message to `account`; the message is
+/// the user's text, escaped, since HubSpot shows the body as rich text.
 fn task_body(contact: &str, owner: &str, account: &str, summary: &str, now: &str) -> Value {
     json!({
         "properties": {
             "hs_timestamp": now,
             "hs_task_subject": task_subject(account),
-            "hs_task_body": truncate(summary, api::MAX_BODY_CHARS),
+            "hs_task_body": html::text_to_html(summary, api::MAX_BODY_CHARS),
             "hubspot_owner_id": owner,
             "hs_task_status": "NOT_STARTED",
             "hs_task_priority": "MEDIUM",
