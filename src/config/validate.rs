@@ -200,6 +200,7 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
             base_url,
             token,
             client_secret: client_secret.flatten(),
+            accept_v2_signatures: raw.hubspot.accept_v2_signatures.as_ref().is_some_and(|v| v.value),
             requests_per_10s,
             timeout,
             dummy_email_domain,
