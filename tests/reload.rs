@@ -221,3 +221,19 @@ async fn the_watcher_notices_a_file_saved_by_rename() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_changed_url_is_named_without_the_credentials_in_it() {
+    let w = World::new().await;
+    let good = std::fs::read_to_string(w.config_path()).unwrap();
+    let base = w.sandbox.base_url();
+    let with_password = base.replacen("http://", "http://admin:hunter2@", 1);
+    let changed = good.replacen(&format!("  base_url: \"{base}\""), &format!("  base_url: \"{with_password}\""), 1);
+    assert_ne!(changed, good);
+    std::fs::write(w.config_path(), changed).unwrap();
+    let Err(ReloadError::NeedsRestart(names)) = w.daemon.reload().await else { panic!("accepted") };
+    let text = names.join("\n");
+    assert!(text.contains("hubspot.base_url changed"), "{text}");
+    assert!(text.contains("http://***@127.0.0.1"), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains("admin"), "a credential reached the message: {text}");
+}

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 pub use crate::yaml::{ConfigError, ConfigErrors, parse_yaml};
 pub use load::{load, load_str};
-pub use secret::{ExpandError, Secret, expand_env, expand_with};
+pub use secret::{ExpandError, Secret, expand_env, expand_with, redact_url};
 
 /// A checked configuration. Build one with [`load`] or [`load_str`].
 #[derive(Debug, Clone)]
