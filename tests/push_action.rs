@@ -300,3 +300,35 @@ async fn without_a_client_secret_the_action_is_off_and_a_reload_turns_it_on() {
     w.daemon.reload().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(w.post_signed_action(body).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_push_still_unsent_23_hours_after_its_first_attempt_fails_and_is_never_sent() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (user, contact) = linked_friend(&w, "Mio");
+    push(&w, "ap-23h", &contact, "Hi").await;
+    // LINE is down for a day: every attempt fails, and LINE forgets a retry key after 24 hours.
+    w.sandbox.faults().outage(Service::Line, Outage::Requests(u32::MAX));
+    assert_eq!(w.daemon.send_pending().await.unwrap().postponed, 1);
+    for _ in 0..22 {
+        w.clock.advance(Duration::from_secs(3600));
+        w.daemon.settle().await.unwrap();
+    }
+    let sends = w.daemon.store().sends(10).await.unwrap();
+    assert_ne!(sends[0].state, "failed", "still retried before 23 hours: {sends:?}");
+    // LINE is back, but the first attempt is now more than 23 hours old.
+    w.clock.advance(Duration::from_secs(3600 + 60));
+    w.sandbox.faults().clear(Service::Line);
+    w.daemon.settle().await.unwrap();
+    w.daemon.settle().await.unwrap();
+
+    assert!(pushes_to(&w, &user).is_empty(), "sent after its retry key expired");
+    let sends = w.daemon.store().sends(10).await.unwrap();
+    assert_eq!(sends[0].state, "failed", "{sends:?}");
+    let done = w.sandbox.hubspot().callback("ap-23h").expect("completed");
+    assert_eq!(done.output_fields["hs_execution_state"], "FAIL_CONTINUE");
+    let error = done.output_fields["error"].as_str().unwrap_or_default();
+    assert!(error.contains("retry key has expired"), "{error}");
+    assert!(notes_of(&w, &contact).is_empty(), "nothing was sent, so nothing is logged");
+    w.sandbox.assert_no_violations();
+}
