@@ -143,3 +143,21 @@ fn hubspot_settings_are_checked() {
         ],
     );
 }
+
+#[test]
+fn credentials_in_a_url_never_reach_the_output() {
+    let text = GOOD.replace("https://linehub.example.com", "https://admin:hunter2@").replace(
+        "  token: \"${TEST_HUBSPOT_TOKEN}\"\n",
+        "  token: \"t\"\n  base_url: \"ftp://admin:${TEST_SECRET}@api.example.com/\"\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config_text(dir.path(), &text);
+    let (ok, output) = check(&path);
+    assert!(!ok, "{output}");
+    assert!(output.contains("server.public_base_url: `https://***@` is not a URL"), "{output}");
+    assert!(
+        output.contains("hubspot.base_url: `ftp://***@api.example.com/` must be an http:// or https:// URL"),
+        "{output}"
+    );
+    assert!(!output.contains("hunter2") && !output.contains("s3cret") && !output.contains("admin"), "{output}");
+}

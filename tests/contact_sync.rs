@@ -143,10 +143,12 @@ async fn a_redelivered_event_changes_nothing() {
     let w = World::new().await;
     let user = line::random_user_id();
     let event = line::text_message(&user, T0, "once");
-    w.deliver("tokyo", vec![event.clone()]).await;
+    assert_eq!(w.deliver("tokyo", vec![event.clone()]).await, 200);
     w.daemon.settle().await.unwrap();
     let requests = w.sandbox.hubspot().stats().requests;
-    w.deliver("tokyo", vec![line::redelivered(event)]).await;
+    // The redelivery is taken (200) and recognised as the same event, not refused.
+    assert_eq!(w.deliver("tokyo", vec![line::redelivered(event)]).await, 200);
+    assert_eq!(w.daemon.store().inbox_len().await.unwrap(), 1);
     let report = w.daemon.settle().await.unwrap();
     assert_eq!(report.rows_done, 0);
     // Only the property check of `settle` ran again; no contact write.

@@ -215,7 +215,8 @@ fn broken_pipeline_files_are_refused_with_a_location() {
         }
     }
     assert!(!originals.is_empty());
-    for _ in 0..cases(2000) {
+    let (n, mut refused) = (cases(2000), 0);
+    for _ in 0..n {
         let (path, text) = &originals[rng.random_range(0..originals.len())];
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         let i = rng.random_range(0..lines.len());
@@ -240,11 +241,27 @@ fn broken_pipeline_files_are_refused_with_a_location() {
             }
         }
         let broken = lines.join("\n");
-        if let Err(errors) = linehub::pipelines::spec::load_str(path, &broken, &accounts) {
-            for e in &errors.0 {
-                assert_eq!(&e.file, path);
-                assert!(e.line > 0 || e.message.contains("empty"), "unlocated error `{e}` for:\n{broken}");
+        match linehub::pipelines::spec::load_str(path, &broken, &accounts) {
+            // Some damage is harmless (two lines swapped, an optional key removed): then what
+            // loaded must still be a pipeline the config can run.
+            Ok(p) => {
+                assert!(!p.steps.is_empty(), "a pipeline without steps loaded from:\n{broken}");
+                assert!(
+                    p.accounts.iter().all(|a| a == "tokyo-store"),
+                    "unknown account {:?} in:\n{broken}",
+                    p.accounts
+                );
+                assert_eq!(&p.source, path);
+            }
+            Err(errors) => {
+                refused += 1;
+                assert!(!errors.0.is_empty(), "refused without a reason:\n{broken}");
+                for e in &errors.0 {
+                    assert_eq!(&e.file, path);
+                    assert!(e.line > 0 || e.message.contains("empty"), "unlocated error `{e}` for:\n{broken}");
+                }
             }
         }
     }
+    assert!(refused * 4 >= n, "only {refused} of {n} damaged files were refused: the damage is too mild to test");
 }

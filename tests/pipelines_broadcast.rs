@@ -231,3 +231,26 @@ async fn a_dry_run_broadcast_sends_nothing_and_says_what_it_would_use() {
     assert!(!real.resumed);
     assert_eq!(real.total("sent_recipients"), 700, "{real}");
 }
+
+#[tokio::test]
+async fn a_chunk_whose_outcome_is_unknown_for_23_hours_is_never_resent() {
+    let w = World::new().await;
+    let (list, recipients) = vip_list(&w, 700).await;
+    w.add_pipeline("sale.yaml", &broadcast(&list)).await;
+    // LINE takes the first chunk, but none of the answers reach linehub.
+    w.sandbox.faults().lose_responses_of(Service::Line, "multicast", 3);
+    let failed = w.daemon.run_pipeline("sale", false).await.unwrap();
+    assert_eq!(failed.state, RunState::Failed, "{failed}");
+    assert_eq!(deliveries(&w).0, 1, "LINE accepted one chunk");
+
+    // A day later LINE no longer knows the chunk's retry key: resending it could deliver twice.
+    w.clock.advance(Duration::from_secs(23 * 3600 + 60));
+    let resumed = w.daemon.run_pipeline("sale", false).await.unwrap();
+    assert_eq!(resumed.run_id, failed.run_id, "the same run continues");
+    assert_eq!(resumed.total("expired_chunks"), 1, "{resumed}");
+    assert_eq!(resumed.total("replayed_chunks"), 0, "{resumed}");
+    assert!(resumed.to_string().contains("retry key has expired"), "{resumed}");
+    assert_eq!(deliveries(&w).0, 2, "only the other chunk was sent");
+    assert_exactly_once(&w, &recipients);
+    w.sandbox.assert_no_violations();
+}

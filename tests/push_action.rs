@@ -127,15 +127,37 @@ async fn unsigned_stale_or_tampered_requests_are_refused_before_anything_is_stor
     assert_eq!(w.post_action(tampered, v3(HUBSPOT_CLIENT_SECRET, ACTION_URL, now)).await.0, 401, "tampered body");
     assert!(w.daemon.store().sends(10).await.unwrap().is_empty(), "nothing refused is stored");
 
-    // The same request, signed the v2 way, is taken.
-    let (status, answer) = w
-        .post_action(body.clone(), hubspot_signing::headers_v2(HUBSPOT_CLIENT_SECRET, "POST", ACTION_URL, &body))
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    assert!(blocked(&answer));
     // A signed body that is no action request is a 400.
     let (status, _) = w.post_signed_action(b"{\"hello\":1}".to_vec()).await;
     assert_eq!(status, 400);
+    assert!(w.daemon.store().sends(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn v2_signatures_are_refused_unless_the_config_allows_them() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (_, contact) = linked_friend(&w, "Aiko");
+    let body = action_body("ap-v2", &contact, json!({ "account": "tokyo", "message_1": "Hi" }));
+    let v2 = hubspot_signing::headers_v2(HUBSPOT_CLIENT_SECRET, "POST", ACTION_URL, &body);
+
+    // v2 has no timestamp, so a captured request could be replayed forever: off by default.
+    let (status, answer) = w.post_action(body.clone(), v2.clone()).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("hubspot.accept_v2_signatures")), "{answer}");
+    assert!(w.daemon.store().sends(10).await.unwrap().is_empty(), "nothing refused is stored");
+
+    // An operator who opts in gets v2 accepted, after a reload.
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let allowed = text.replace("  client_secret:", "  accept_v2_signatures: true\n  client_secret:");
+    assert_ne!(allowed, text);
+    std::fs::write(w.config_path(), allowed).unwrap();
+    w.daemon.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    let (status, answer) = w.post_action(body.clone(), v2).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(blocked(&answer), "{answer}");
+    let wrong = hubspot_signing::headers_v2("another-app-secret", "POST", ACTION_URL, &body);
+    assert_eq!(w.post_action(body.clone(), wrong).await.0, 401, "a v2 signature still has to match");
     assert_eq!(w.daemon.store().sends(10).await.unwrap().len(), 1);
 }
 
@@ -334,5 +356,37 @@ async fn a_message_that_names_another_send_or_fills_the_note_is_still_logged_onc
     assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
     let sends = w.daemon.store().sends(10).await.unwrap();
     assert!(sends.iter().all(|s| s.state == "sent"), "{sends:?}");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_push_still_unsent_23_hours_after_its_first_attempt_fails_and_is_never_sent() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (user, contact) = linked_friend(&w, "Mio");
+    push(&w, "ap-23h", &contact, "Hi").await;
+    // LINE is down for a day: every attempt fails, and LINE forgets a retry key after 24 hours.
+    w.sandbox.faults().outage(Service::Line, Outage::Requests(u32::MAX));
+    assert_eq!(w.daemon.send_pending().await.unwrap().postponed, 1);
+    for _ in 0..22 {
+        w.clock.advance(Duration::from_secs(3600));
+        w.daemon.settle().await.unwrap();
+    }
+    let sends = w.daemon.store().sends(10).await.unwrap();
+    assert_ne!(sends[0].state, "failed", "still retried before 23 hours: {sends:?}");
+    // LINE is back, but the first attempt is now more than 23 hours old.
+    w.clock.advance(Duration::from_secs(3600 + 60));
+    w.sandbox.faults().clear(Service::Line);
+    w.daemon.settle().await.unwrap();
+    w.daemon.settle().await.unwrap();
+
+    assert!(pushes_to(&w, &user).is_empty(), "sent after its retry key expired");
+    let sends = w.daemon.store().sends(10).await.unwrap();
+    assert_eq!(sends[0].state, "failed", "{sends:?}");
+    let done = w.sandbox.hubspot().callback("ap-23h").expect("completed");
+    assert_eq!(done.output_fields["hs_execution_state"], "FAIL_CONTINUE");
+    let error = done.output_fields["error"].as_str().unwrap_or_default();
+    assert!(error.contains("retry key has expired"), "{error}");
+    assert!(notes_of(&w, &contact).is_empty(), "nothing was sent, so nothing is logged");
     w.sandbox.assert_no_violations();
 }

@@ -71,7 +71,10 @@ async fn a_broken_pipeline_file_changes_nothing_and_names_file_line_and_field() 
     assert_eq!(w.daemon.reload_failures(), 1);
     // The old definition still runs.
     assert_eq!(w.daemon.next_pipeline_run("nightly"), before);
-    assert!(w.daemon.run_pipeline("nightly", true).await.is_ok());
+    // A step failure is an Ok report too, so the report itself must say the run went through.
+    let report = w.daemon.run_pipeline("nightly", true).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.state, linehub::store::pipelines::RunState::Done, "{:?}", report.error);
+    assert_eq!(report.steps.iter().map(|s| s.kind).collect::<Vec<_>>(), ["import_friends"]);
 
     // An unknown step kind, a bad time zone and a wrong type: all reported at once or one by one,
     // each located; nothing changes.
@@ -220,4 +223,20 @@ async fn the_watcher_notices_a_file_saved_by_rename() {
             break;
         }
     }
+}
+
+#[tokio::test]
+async fn a_changed_url_is_named_without_the_credentials_in_it() {
+    let w = World::new().await;
+    let good = std::fs::read_to_string(w.config_path()).unwrap();
+    let base = w.sandbox.base_url();
+    let with_password = base.replacen("http://", "http://admin:hunter2@", 1);
+    let changed = good.replacen(&format!("  base_url: \"{base}\""), &format!("  base_url: \"{with_password}\""), 1);
+    assert_ne!(changed, good);
+    std::fs::write(w.config_path(), changed).unwrap();
+    let Err(ReloadError::NeedsRestart(names)) = w.daemon.reload().await else { panic!("accepted") };
+    let text = names.join("\n");
+    assert!(text.contains("hubspot.base_url changed"), "{text}");
+    assert!(text.contains("http://***@127.0.0.1"), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains("admin"), "a credential reached the message: {text}");
 }

@@ -195,3 +195,37 @@ async fn serials_are_stable_across_reorder_and_never_reused() {
         daemon.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn an_event_with_a_malformed_user_id_is_stored_skipped_and_touches_no_contact() {
+    let w = World::new().await;
+    let user = linehub_sandbox::webhook::random_user_id();
+    w.friend("tokyo", &user, "Sato");
+    assert_eq!(w.deliver("tokyo", vec![linehub_sandbox::webhook::follow(&user, 1_000, false)]).await, 200);
+    w.daemon.settle().await.unwrap();
+    let contact = w.contact("line_user_id_1", &user);
+
+    // The same id in capitals (its placeholder email would be the same), one too short, and one
+    // that would walk out of the profile URL.
+    let shouting = format!("U{}", user[1..].to_uppercase());
+    let events = vec![
+        text_event("01J0000000000000000000000M", &shouting, 2_000, "hijack"),
+        text_event("01J0000000000000000000000N", "U123", 3_000, "short"),
+        text_event("01J0000000000000000000000P", &format!("{user}/../../followers/ids"), 4_000, "walk"),
+    ];
+    let res = post_signed_webhook(&w.http, w.daemon.addr(), "tokyo", TOKYO_SECRET, body(events)).await;
+    assert_eq!(res.status(), 200, "malformed events are still stored");
+    w.daemon.settle().await.unwrap();
+
+    for id in ["01J0000000000000000000000M", "01J0000000000000000000000N", "01J0000000000000000000000P"] {
+        let row = w.daemon.store().inbox_get(id).await.unwrap().expect("stored");
+        assert_eq!(row.state, "skipped", "{id}");
+        assert!(row.note.as_deref().unwrap_or("").contains("not a LINE user id"), "{id}: {:?}", row.note);
+    }
+    let contacts: Vec<_> = w.sandbox.hubspot().contacts().into_iter().filter(|c| !c.archived).collect();
+    assert_eq!(contacts.len(), 1, "{contacts:#?}");
+    let after = w.contact("line_user_id_1", &user);
+    assert_eq!(after.id, contact.id);
+    assert!(!after.properties.contains_key("line_last_response_1"), "{:?}", after.properties);
+    w.sandbox.assert_no_violations();
+}

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 pub use crate::yaml::{ConfigError, ConfigErrors, parse_yaml};
 pub use load::{load, load_str};
-pub use secret::{ExpandError, Secret, expand_env, expand_with};
+pub use secret::{ExpandError, Secret, expand_env, expand_with, redact_url};
 
 /// A checked configuration. Build one with [`load`] or [`load_str`].
 #[derive(Debug, Clone)]
@@ -88,6 +88,9 @@ pub struct HubSpotConfig {
     /// The HubSpot app's client secret, which signs the requests HubSpot sends to linehub (the
     /// "Push LINE message" workflow action). Without it those routes answer 404.
     pub client_secret: Option<Secret>,
+    /// Whether HubSpot's v2 signatures (no timestamp, so replayable) are accepted besides v3.
+    /// Off unless `hubspot.accept_v2_signatures: true`.
+    pub accept_v2_signatures: bool,
     /// Requests allowed per rolling 10 seconds (from `tier`, or set directly).
     pub requests_per_10s: u32,
     /// How long one request may take before it counts as failed.

@@ -50,6 +50,8 @@ pub struct RawHubSpot {
     #[serde(default)]
     pub client_secret: Option<Spanned<String>>,
     #[serde(default)]
+    pub accept_v2_signatures: Option<Spanned<bool>>,
+    #[serde(default)]
     pub tier: Option<Spanned<String>>,
     #[serde(default)]
     pub requests_per_10s: Option<Spanned<u32>>,

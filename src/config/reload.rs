@@ -71,28 +71,45 @@ impl fmt::Display for ReloadOutcome {
     }
 }
 
+/// How a changed setting's values appear in a reload message.
+enum Show {
+    /// As they are.
+    Value,
+    /// As URLs without credentials.
+    Url,
+    /// Not at all (secrets).
+    Nothing,
+}
+
 /// Settings read once at start that differ between `old` and `new`, each worded for the log;
-/// a reload that changes one is refused. Secret values are never shown.
+/// a reload that changes one is refused. Secret values, and credentials in URLs, are never shown.
 pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    let mut check = |name: &str, a: String, b: String, show: bool| {
+    let mut check = |name: &str, a: &str, b: &str, show: Show| {
         if a != b {
-            let values = if show { format!(" ({a} → {b})") } else { " (value not shown)".to_string() };
+            let values = match show {
+                Show::Value => format!(" ({a} → {b})"),
+                // Compared whole, shown without their credentials (`user:password@`).
+                Show::Url => format!(" ({} → {})", super::redact_url(a), super::redact_url(b)),
+                Show::Nothing => " (value not shown)".to_string(),
+            };
             out.push(format!("{name} changed{values}; restart linehub to apply it"));
         }
     };
-    check("server.listen", old.server.listen.to_string(), new.server.listen.to_string(), true);
-    check("server.max_body_bytes", old.server.max_body_bytes.to_string(), new.server.max_body_bytes.to_string(), true);
-    check("store.path", old.store.path.display().to_string(), new.store.path.display().to_string(), true);
+    let (o, n) = (&old.server, &new.server);
+    check("server.listen", &o.listen.to_string(), &n.listen.to_string(), Show::Value);
+    check("server.max_body_bytes", &o.max_body_bytes.to_string(), &n.max_body_bytes.to_string(), Show::Value);
+    check("store.path", &old.store.path.display().to_string(), &new.store.path.display().to_string(), Show::Value);
     let (h, n) = (&old.hubspot, &new.hubspot);
-    check("hubspot.base_url", h.base_url.clone(), n.base_url.clone(), true);
-    check("hubspot.token", h.token.expose().to_string(), n.token.expose().to_string(), false);
-    check("hubspot.requests_per_10s", h.requests_per_10s.to_string(), n.requests_per_10s.to_string(), true);
-    check("hubspot.timeout_secs", h.timeout.as_secs().to_string(), n.timeout.as_secs().to_string(), true);
-    check("hubspot.dummy_email_domain", h.dummy_email_domain.clone(), n.dummy_email_domain.clone(), true);
-    check("line.api_base_url", old.line.api_base_url.clone(), new.line.api_base_url.clone(), true);
-    check("line.data_api_base_url", old.line.data_api_base_url.clone(), new.line.data_api_base_url.clone(), true);
-    check("line.login_base_url", old.line.login_base_url.clone(), new.line.login_base_url.clone(), true);
+    check("hubspot.base_url", &h.base_url, &n.base_url, Show::Url);
+    check("hubspot.token", h.token.expose(), n.token.expose(), Show::Nothing);
+    check("hubspot.requests_per_10s", &h.requests_per_10s.to_string(), &n.requests_per_10s.to_string(), Show::Value);
+    check("hubspot.timeout_secs", &h.timeout.as_secs().to_string(), &n.timeout.as_secs().to_string(), Show::Value);
+    check("hubspot.dummy_email_domain", &h.dummy_email_domain, &n.dummy_email_domain, Show::Value);
+    let (l, n) = (&old.line, &new.line);
+    check("line.api_base_url", &l.api_base_url, &n.api_base_url, Show::Url);
+    check("line.data_api_base_url", &l.data_api_base_url, &n.data_api_base_url, Show::Url);
+    check("line.login_base_url", &l.login_base_url, &n.login_base_url, Show::Url);
     out
 }
 
@@ -131,5 +148,19 @@ mod tests {
         let a = "  - { id: a, channel_secret: s, channel_access_token: t }\n";
         let changed = needs_restart(&config(a, "127.0.0.1:1"), &config(a, "127.0.0.1:2"));
         assert_eq!(changed, ["server.listen changed (127.0.0.1:1 → 127.0.0.1:2); restart linehub to apply it"]);
+    }
+
+    #[test]
+    fn a_url_whose_password_alone_changed_needs_a_restart_and_hides_both_passwords() {
+        let a = "  - { id: a, channel_secret: s, channel_access_token: t }
+";
+        let (mut old, mut new) = (config(a, "127.0.0.1:1"), config(a, "127.0.0.1:1"));
+        old.line.api_base_url = "https://u:old-pw@line.test".into();
+        new.line.api_base_url = "https://u:new-pw@line.test".into();
+        let changed = needs_restart(&old, &new);
+        assert_eq!(
+            changed,
+            ["line.api_base_url changed (https://***@line.test → https://***@line.test); restart linehub to apply it"]
+        );
     }
 }

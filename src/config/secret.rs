@@ -3,7 +3,9 @@
 //! Channel secrets and API tokens are best kept out of the config file, in the environment (the
 //! systemd unit reads them from an `EnvironmentFile`). Any string value in the config may name
 //! variables as `${NAME}`; `$$` stands for a literal `$`. A secret is wrapped in [`Secret`], whose
-//! `Debug` and `Display` print `***`, so it cannot reach a log line by accident.
+//! `Debug` and `Display` print `***`, so it cannot reach a log line by accident. A URL may carry
+//! credentials too (`https://user:password@host`): [`redact_url`] hides them wherever a URL
+//! value is shown (`linehub check`, config errors, reload messages).
 
 use std::fmt;
 
@@ -82,6 +84,17 @@ pub fn expand_env(input: &str) -> Result<String, ExpandError> {
     expand_with(input, |name| std::env::var(name).ok())
 }
 
+/// `url` with the userinfo (`user:password@`) of its authority replaced by `***`, for showing a
+/// URL value in a message. It works on the text, so a URL too broken to parse is redacted too.
+pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +122,16 @@ mod tests {
         assert!(matches!(expand_with("${TOKEN", env), Err(ExpandError::Malformed(_))));
         assert!(matches!(expand_with("${1X}", env), Err(ExpandError::Malformed(_))));
         assert!(matches!(expand_with("${A-B}", env), Err(ExpandError::Malformed(_))));
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_redacted_and_the_rest_kept() {
+        assert_eq!(redact_url("https://user:pw@host:8/p?q=a@b#c@d"), "https://***@host:8/p?q=a@b#c@d");
+        assert_eq!(redact_url("http://a@b@host"), "http://***@host");
+        assert_eq!(redact_url("https://host/p@x"), "https://host/p@x");
+        assert_eq!(redact_url("user:pw@host"), "***@host");
+        assert_eq!(redact_url("https://user:pw@"), "https://***@");
+        assert_eq!(redact_url(""), "");
     }
 
     #[test]

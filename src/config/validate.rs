@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::Spanned;
 
 use super::raw::{RawAccount, RawConfig};
-use super::secret::{Secret, expand_with};
+use super::secret::{Secret, expand_with, redact_url};
 use super::{Account, Config, HubSpotConfig, LineConfig, PlanTier, ServerConfig, StoreConfig};
 use crate::yaml::{ConfigError, ConfigErrors};
 
@@ -57,16 +57,18 @@ impl Checker<'_> {
             return Some(default.to_string());
         };
         let s = self.string(value, field)?;
+        // The value may carry credentials (`user:password@`), so messages show it redacted.
+        let shown = redact_url(&s);
         match reqwest::Url::parse(&s) {
             Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
                 Some(s.trim_end_matches('/').to_string())
             }
             Ok(_) => {
-                self.error(value, field, format!("`{s}` must be an http:// or https:// URL with a host"));
+                self.error(value, field, format!("`{shown}` must be an http:// or https:// URL with a host"));
                 None
             }
             Err(e) => {
-                self.error(value, field, format!("`{s}` is not a URL: {e}"));
+                self.error(value, field, format!("`{shown}` is not a URL: {e}"));
                 None
             }
         }
@@ -200,6 +202,7 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
             base_url,
             token,
             client_secret: client_secret.flatten(),
+            accept_v2_signatures: raw.hubspot.accept_v2_signatures.as_ref().is_some_and(|v| v.value),
             requests_per_10s,
             timeout,
             dummy_email_domain,

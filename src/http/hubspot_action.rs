@@ -1,8 +1,9 @@
 //! `POST /hubspot/actions/push-line-message`: the "Push LINE message" workflow action.
 //!
 //! The order is the contract, as for LINE's webhooks: the route exists only when
-//! `hubspot.client_secret` is set (404); the HubSpot signature is checked over the raw bytes and
-//! the public URL before anything is read (401); a body that is not an action request is 400.
+//! `hubspot.client_secret` is set (404); the HubSpot signature (v3, or v2 where
+//! `hubspot.accept_v2_signatures` allows it) is checked over the raw bytes and the public URL
+//! before anything is read (401); a body that is not an action request is 400.
 //! A request that cannot be carried out (unknown account, no message) fails the action at once
 //! with its reason in the `error` output and stores nothing. Otherwise the send is committed to
 //! the store, keyed by its callback id, and only then does HubSpot get
@@ -40,7 +41,8 @@ pub async fn push_line_message(State(app): State<AppState>, uri: Uri, headers: H
         version: header("x-hubspot-signature-version"),
     };
     let request = SignedRequest { method: "POST", uri: &full_uri, body: &body };
-    if let Err(e) = signature::verify(secret.expose().as_bytes(), &request, &signed, app.clock.now_ms()) {
+    let accept_v2 = config.hubspot.accept_v2_signatures;
+    if let Err(e) = signature::verify(secret.expose().as_bytes(), &request, &signed, app.clock.now_ms(), accept_v2) {
         refused!(app, "workflow action", &e.to_string(), "workflow action request refused");
         return error(StatusCode::UNAUTHORIZED, &e.to_string());
     }

@@ -5,11 +5,14 @@
 //!   HMAC-SHA256 over `method + uri + body + timestamp`. The timestamp must be within five
 //!   minutes of now, so a captured request cannot be replayed later.
 //! - **v2** (`X-HubSpot-Signature` with `X-HubSpot-Signature-Version: v2`): lowercase hex of
-//!   SHA-256 over `client_secret + method + uri + body`. It has no timestamp; callers that accept
-//!   it must make a replay harmless (the push action is keyed by its callback id).
+//!   SHA-256 over `client_secret + method + uri + body`. It has no timestamp, so a captured
+//!   request stays valid forever: it is refused unless the operator allows it
+//!   (`hubspot.accept_v2_signatures`), and callers that accept it must make a replay harmless
+//!   (the push action is keyed by its callback id).
 //!
-//! v3 is checked when its header is present, else v2. v1 (`secret + body` only, no method or
-//! URL) is refused: it would let a signed body be replayed against any route.
+//! v3 is checked when its header is present; without it, v2 only where allowed. v1 (`secret +
+//! body` only, no method or URL) is always refused: it would let a signed body be replayed
+//! against any route.
 //!
 //! `uri` is the full URL HubSpot called. Behind a reverse proxy the daemon cannot see it, so the
 //! caller rebuilds it from `server.public_base_url` and the request's path and query. Digests are
@@ -19,6 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
@@ -67,6 +71,11 @@ pub enum SignatureError {
     /// A v1 signature, or an unknown version.
     #[error("HubSpot signature version is not accepted (only v3 and v2 are)")]
     UnsupportedVersion,
+    /// A v2 signature where only v3 is accepted.
+    #[error(
+        "HubSpot v2 signatures are not accepted (no timestamp, so they can be replayed); sign with v3, or set hubspot.accept_v2_signatures: true"
+    )]
+    V2NotAccepted,
     /// v3 without a usable timestamp.
     #[error("X-HubSpot-Request-Timestamp is missing or not a number of milliseconds")]
     BadTimestamp,
@@ -81,12 +90,14 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Checks `headers` against `request`, signed with `client_secret`, at `now_ms`.
+/// Checks `headers` against `request`, signed with `client_secret`, at `now_ms`. A v2 signature
+/// passes only when `accept_v2` (`hubspot.accept_v2_signatures`) says so.
 pub fn verify(
     client_secret: &[u8],
     request: &SignedRequest<'_>,
     headers: &SignatureHeaders<'_>,
     now_ms: i64,
+    accept_v2: bool,
 ) -> Result<Verified, SignatureError> {
     if let Some(v3) = headers.v3 {
         let timestamp = headers.timestamp.ok_or(SignatureError::BadTimestamp)?;
@@ -110,11 +121,13 @@ pub fn verify(
         Some(v) if v.eq_ignore_ascii_case(b"v2") => {}
         _ => return Err(SignatureError::UnsupportedVersion),
     }
+    if !accept_v2 {
+        return Err(SignatureError::V2NotAccepted);
+    }
     let given = decode_hex(legacy.trim_ascii()).ok_or(SignatureError::Malformed)?;
     let actual = v2_digest(client_secret, request);
     // Constant time: every byte is looked at whatever the first difference.
-    let diff = given.iter().zip(actual.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if diff == 0 { Ok(Verified::V2) } else { Err(SignatureError::Mismatch) }
+    if bool::from(given.ct_eq(&actual)) { Ok(Verified::V2) } else { Err(SignatureError::Mismatch) }
 }
 
 /// Signs `request` the v3 way at `timestamp_ms`; for the demo, which plays HubSpot's side.
@@ -204,6 +217,15 @@ mod tests {
         SignedRequest { method: "POST", uri: URI, body: BODY }
     }
 
+    fn verify(
+        secret: &[u8],
+        request: &SignedRequest<'_>,
+        headers: &SignatureHeaders<'_>,
+        now: i64,
+    ) -> Result<Verified, SignatureError> {
+        super::verify(secret, request, headers, now, true)
+    }
+
     fn v3_headers<'a>(sig: &'a str, ts: &'a str) -> SignatureHeaders<'a> {
         SignatureHeaders { v3: Some(sig.as_bytes()), timestamp: Some(ts.as_bytes()), ..Default::default() }
     }
@@ -251,6 +273,15 @@ mod tests {
         assert_eq!(v3_uri("https://h.test/%"), "https://h.test/%");
         assert_eq!(v3_uri("https://h.test/%zz%3"), "https://h.test/%zz%3");
         assert_eq!(v3_uri("https://h.test/é%2C"), "https://h.test/é,");
+    }
+
+    #[test]
+    fn v2_passes_only_where_it_is_accepted() {
+        let v2 = SignatureHeaders { legacy: Some(V2.as_bytes()), version: Some(b"v2"), ..Default::default() };
+        assert_eq!(super::verify(SECRET, &request(), &v2, 0, false), Err(SignatureError::V2NotAccepted));
+        assert_eq!(super::verify(SECRET, &request(), &v2, 0, true), Ok(Verified::V2));
+        let ts = TS.to_string();
+        assert_eq!(super::verify(SECRET, &request(), &v3_headers(V3, &ts), TS, false), Ok(Verified::V3));
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub enum LineError {
         /// LINE's `message`, or the body.
         message: String,
     },
+    /// The user id is not LINE's shape, so it is never put into a URL.
+    #[error("{0:?} is not a LINE user id")]
+    InvalidUserId(String),
 }
 
 impl LineError {
@@ -102,7 +105,7 @@ impl LineError {
             LineError::Transport(_) => true,
             LineError::Status { status, .. } if *status >= 500 => true,
             LineError::Status { status: 429, .. } => !self.is_monthly_limit(),
-            LineError::Status { .. } => false,
+            LineError::Status { .. } | LineError::InvalidUserId(_) => false,
         }
     }
 
@@ -115,7 +118,7 @@ impl LineError {
     pub fn status(&self) -> Option<u16> {
         match self {
             LineError::Status { status, .. } => Some(*status),
-            LineError::Transport(_) => None,
+            LineError::Transport(_) | LineError::InvalidUserId(_) => None,
         }
     }
 }
@@ -139,7 +142,11 @@ impl LineClient {
     }
 
     /// The profile of `user_id` as seen by the account holding `token`; `None` when LINE says 404.
+    /// An id that is not LINE's shape is refused before any request is made.
     pub async fn profile(&self, token: &Secret, user_id: &str) -> Result<Option<Profile>, LineError> {
+        if !crate::sync::link::is_line_user_id(user_id) {
+            return Err(LineError::InvalidUserId(user_id.chars().take(40).collect()));
+        }
         let url = format!("{}/v2/bot/profile/{user_id}", self.base_url);
         let res = self.http.get(url).bearer_auth(token.expose()).send().await?;
         match res.status().as_u16() {

@@ -3,10 +3,14 @@
 //! linehub syncs what one LINE user does with one account: following (new or unblocking),
 //! blocking (`unfollow`) and messaging. Everything else is kept in the inbox and skipped with a
 //! reason: events without `source.userId` (users who never consented to profile access), group
-//! and room events, and types the product does not use.
+//! and room events, types the product does not use, and user ids that are not LINE's shape (`U`
+//! and 32 lower-case hex digits). Such an id must never reach a URL or a placeholder email: the
+//! email lower-cases it, so an id differing only in case would land on someone else's contact.
 
 use serde::Deserialize;
 use serde_json::Value;
+
+use super::link::is_line_user_id;
 
 /// What a LINE user did, as linehub understands it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +91,18 @@ pub fn classify(raw: &str) -> Result<Activity, Skip> {
         .user_id
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Skip("no source.userId: the user has not consented to profile access".into()))?;
+    if !is_line_user_id(&user_id) {
+        return Err(Skip(format!(
+            "source.userId {:?} is not a LINE user id (U and 32 lower-case hex digits)",
+            clip(&user_id)
+        )));
+    }
     Ok(Activity { user_id, ts: event.timestamp, kind })
+}
+
+/// At most the first 40 characters of `s`, so a hostile id cannot flood the inbox note.
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
 }
 
 /// The text of a text message; for other content a marker with the ids needed to find it again.
@@ -115,14 +130,16 @@ mod tests {
 
     fn user_event(kind: &str, extra: &str) -> String {
         format!(
-            r#"{{"type":"{kind}","timestamp":42,"mode":"active","source":{{"type":"user","userId":"Uabc"}}{extra}}}"#
+            r#"{{"type":"{kind}","timestamp":42,"mode":"active","source":{{"type":"user","userId":"{USER}"}}{extra}}}"#
         )
     }
+
+    const USER: &str = "U0123456789abcdef0123456789abcdef";
 
     #[test]
     fn follows_unblocks_unfollows_and_messages_are_activities() {
         let a = classify(&user_event("follow", r#","follow":{"isUnblocked":false}"#)).unwrap();
-        assert_eq!(a, Activity { user_id: "Uabc".into(), ts: 42, kind: ActivityKind::Followed { unblocked: false } });
+        assert_eq!(a, Activity { user_id: USER.into(), ts: 42, kind: ActivityKind::Followed { unblocked: false } });
         let a = classify(&user_event("follow", r#","follow":{"isUnblocked":true}"#)).unwrap();
         assert_eq!(a.kind, ActivityKind::Followed { unblocked: true });
         assert_eq!(classify(&user_event("unfollow", "")).unwrap().kind, ActivityKind::Unfollowed);
@@ -159,5 +176,17 @@ mod tests {
         assert!(classify(&user_event("postback", "")).unwrap_err().0.contains("`postback` is not synced"));
         assert!(classify(r#"{"type":"follow"}"#).unwrap_err().0.contains("no source"));
         assert!(classify("[]").unwrap_err().0.contains("unreadable"));
+    }
+
+    #[test]
+    fn user_ids_that_are_not_lines_shape_are_skipped_with_a_reason() {
+        let upper = USER.to_uppercase();
+        for bad in
+            [upper.as_str(), "U123", "U0123456789abcdef0123456789abcdef/../x", "u0123456789abcdef0123456789abcdef"]
+        {
+            let raw = format!(r#"{{"type":"follow","timestamp":1,"source":{{"type":"user","userId":"{bad}"}}}}"#);
+            let skip = classify(&raw).unwrap_err();
+            assert!(skip.0.contains("is not a LINE user id"), "{bad}: {}", skip.0);
+        }
     }
 }
