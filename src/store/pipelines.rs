@@ -14,10 +14,11 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::friends::put_friends;
+use super::friends::merge_friends;
 use super::outbox::{self, Op};
 use super::{Store, StoreError};
 use crate::sync::FriendState;
+use crate::sync::properties::Field;
 
 /// A run that was claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,10 +279,24 @@ impl Store {
         .await
     }
 
-    /// Commits one page of a step's work and the run's checkpoint atomically.
-    pub async fn pipeline_commit(&self, c: PipelineCommit) -> Result<(), StoreError> {
+    /// Commits one page of a step's work and the run's checkpoint atomically. The page's friend
+    /// states are merged with what is stored ([`merge_friends`]): where an event applied since
+    /// the step read the state is newer, it stays, and the page's `LINE Follow _N` write for that
+    /// friend is dropped (the event queued its own).
+    pub async fn pipeline_commit(&self, mut c: PipelineCommit) -> Result<(), StoreError> {
         self.write(move |conn| {
-            put_friends(conn, c.friends.iter().map(|(k, s)| (k, s)))?;
+            let stale = merge_friends(conn, c.friends.iter().map(|(k, s)| (k, s)))?;
+            for (serial, user) in &stale {
+                let follow = Field::Follow.name(*serial);
+                for op in &mut c.ops {
+                    if let Op::Contact { user_id, properties, .. } = op
+                        && user_id == user
+                    {
+                        properties.remove(&follow);
+                    }
+                }
+            }
+            c.ops.retain(|op| !matches!(op, Op::Contact { properties, create: false, .. } if properties.is_empty()));
             let mut link = conn.prepare_cached(
                 "INSERT INTO contact_links (user_id, contact_id, linked_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (user_id) DO NOTHING",
@@ -316,5 +331,83 @@ impl Store {
             rows.collect()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::AppliedBatch;
+    use crate::sync::link::observe_follow;
+
+    const USER: &str = "U0123456789abcdef0123456789abcdef";
+
+    fn friend(follow_ts: i64, following: bool, response_ts: Option<i64>) -> FriendState {
+        FriendState {
+            follow_ts: Some(follow_ts),
+            following: Some(following),
+            response_ts,
+            synced_on: Some("2026-01-01".into()),
+            profile_fetched: true,
+        }
+    }
+
+    async fn apply(store: &Store, state: FriendState, ops: Vec<Op>) {
+        let batch =
+            AppliedBatch { friends: [((1, USER.to_string()), state)].into_iter().collect(), ops, events: Vec::new() };
+        store.apply_batch(batch, 0).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn contact(props: &[(&str, &str)]) -> Op {
+        let properties: BTreeMap<String, String> = props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Op::Contact { user_id: USER.into(), properties, create: true }
+    }
+
+    #[tokio::test]
+    async fn a_page_whose_friend_state_was_read_before_an_unfollow_does_not_undo_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("linehub.db")).unwrap_or_else(|e| panic!("{e}"));
+        let ClaimOutcome::Claimed(run) =
+            store.claim_run("import", "h", "1-a", 0, 90_000, false).await.unwrap_or_else(|e| panic!("{e}"))
+        else {
+            panic!("refused");
+        };
+        apply(&store, friend(100, true, None), Vec::new()).await;
+        // The step reads the friend, then asks LINE (observed at 200)…
+        let key = (1, USER.to_string());
+        let read = store.friend_states(vec![key.clone()]).await.unwrap_or_else(|e| panic!("{e}"))[&key].clone();
+        let page = observe_follow(&read, true, 200);
+        // …while an unfollow at 300 and a message at 250 are applied.
+        apply(&store, friend(300, false, Some(250)), vec![contact(&[("line_follow_1", "No")])]).await;
+        let commit = |state: FriendState, now: i64| PipelineCommit {
+            run_id: run.run_id,
+            checkpoint: "{}".into(),
+            friends: vec![(key.clone(), state)],
+            ops: vec![contact(&[("line_follow_1", "Yes"), ("line_user_name_1", "Sato")])],
+            now,
+            ..PipelineCommit::default()
+        };
+        store.pipeline_commit(commit(page, 400)).await.unwrap_or_else(|e| panic!("{e}"));
+
+        let stored = store.friend_states(vec![key.clone()]).await.unwrap_or_else(|e| panic!("{e}"))[&key].clone();
+        assert_eq!(stored, friend(300, false, Some(250)), "the page replaced newer friend state");
+        let rows = store.outbox_list_blocking(false).unwrap_or_else(|e| panic!("{e}"));
+        let Some(Op::Contact { properties, .. }) = rows.last().map(|r| &r.op) else { panic!("{rows:?}") };
+        assert_eq!(
+            properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+            [("line_user_name_1", "Sato")],
+            "the page's stale follow value would overwrite the unfollow in HubSpot"
+        );
+
+        // An observation newer than the unfollow wins.
+        let newer = observe_follow(&stored, true, 500);
+        store.pipeline_commit(commit(newer, 500)).await.unwrap_or_else(|e| panic!("{e}"));
+        let stored = store.friend_states(vec![key.clone()]).await.unwrap_or_else(|e| panic!("{e}"))[&key].clone();
+        assert_eq!(stored, friend(500, true, Some(250)));
+        let rows = store.outbox_list_blocking(false).unwrap_or_else(|e| panic!("{e}"));
+        let Some(Op::Contact { properties, .. }) = rows.last().map(|r| &r.op) else { panic!("{rows:?}") };
+        assert_eq!(properties.get("line_follow_1").map(String::as_str), Some("Yes"));
     }
 }
