@@ -259,3 +259,51 @@ async fn an_import_page_read_before_an_unfollow_was_applied_does_not_undo_it() {
     assert_eq!(c.properties["line_user_name_1"], "Sato", "the rest of the page is written");
     w.sandbox.assert_no_violations();
 }
+
+#[tokio::test]
+async fn a_run_paused_past_its_lease_and_taken_over_stops_when_it_resumes() {
+    let w = World::new().await;
+    let users: Vec<String> = (0..3).map(|_| line::random_user_id()).collect();
+    for (i, u) in users.iter().enumerate() {
+        w.friend("tokyo", u, &format!("Friend {i}"));
+    }
+    w.add_pipeline("import.yaml", IMPORT_FRIENDS).await;
+    let config = w.daemon.config();
+    let other = linehub::pipelines::Runner::new(
+        w.daemon.store().clone(),
+        linehub::line::client::LineClient::new(&config.line.api_base_url).unwrap(),
+        linehub::hubspot::HubSpotClient::from_config(&config.hubspot).unwrap(),
+        w.clock.clone(),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        None,
+    );
+
+    // The daemon's run pauses on LINE past its lease; another runner takes the run over.
+    let hold = w.sandbox.faults().hold_answers(linehub_sandbox::Service::Line);
+    let paused = w.daemon.run_pipeline("import", false);
+    let taker = async {
+        hold.arrived(1).await;
+        w.clock.advance(std::time::Duration::from_millis(linehub::pipelines::runner::LEASE_MS as u64 + 1_000));
+        let settings = w.daemon.settings();
+        let run = other.run(settings.config.clone(), &settings.pipelines, "import", false);
+        let release = async {
+            hold.arrived(2).await;
+            hold.release();
+        };
+        tokio::join!(run, release).0
+    };
+    let (paused, taker) = tokio::join!(paused, taker);
+    let taker = taker.unwrap();
+    assert_eq!((taker.state, taker.total("queued")), (RunState::Done, 3), "{taker}");
+    match paused {
+        Err(linehub::pipelines::RunError::TakenOver { run_id, .. }) => assert_eq!(run_id, taker.run_id),
+        other => panic!("the run that was taken over kept going: {other:?}"),
+    }
+
+    let runs = w.daemon.store().pipeline_runs(Some("import".into()), 5).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].state, "done");
+    assert!(runs[0].counts.contains("\"queued\":3"), "the taker's counts stand: {}", runs[0].counts);
+    let queued = w.daemon.store().outbox_list_blocking(false).unwrap();
+    assert_eq!(queued.len(), 3, "the page was committed once: {queued:?}");
+}

@@ -94,6 +94,15 @@ pub enum StoreError {
         /// Version this build reads.
         supported: usize,
     },
+    /// A pipeline run is no longer this owner's: it was paused past its lease and another owner
+    /// took it over. Nothing of the write was stored; the caller must stop.
+    #[error("pipeline run {run_id} is no longer ours: another owner ({}) took it over after its lease expired", holder.as_deref().unwrap_or("none"))]
+    RunTakenOver {
+        /// The run.
+        run_id: i64,
+        /// Who holds it now (`None`: nobody is running it).
+        holder: Option<String>,
+    },
     /// Another `linehub run` holds the store.
     #[error("another `linehub run` {} already runs on this store (lock {lock}); stop it first: two daemons on one store would do every task twice", holder.map_or("process".to_string(), |pid| format!("(pid {pid})")))]
     Locked {

@@ -10,6 +10,12 @@
 //! friend states, contact links, outbox rows. A crash before the commit redoes the page; after
 //! it, the page is never done twice.
 //!
+//! Claims are fenced: every write a run makes after its claim (heartbeat, page commit,
+//! checkpoint, broadcast records, finish) names its owner and is refused with
+//! [`StoreError::RunTakenOver`], storing nothing, once another owner has taken the run over. A
+//! run paused past its lease (a long GC pause, a suspended VM) thus stops when it resumes instead
+//! of driving the run beside its new owner.
+//!
 //! Broadcast recipients and chunks are in [`super::broadcasts`].
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -89,11 +95,22 @@ pub struct RunRow {
     pub checkpoint: Option<String>,
 }
 
+/// A run as its owner names it in the writes it makes: refused once another owner took it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLease {
+    /// The run.
+    pub run_id: i64,
+    /// Who claimed it.
+    pub owner: String,
+}
+
 /// One page of a step's work, committed with the run's checkpoint in one transaction.
 #[derive(Debug, Default)]
 pub struct PipelineCommit {
     /// The run.
     pub run_id: i64,
+    /// Who runs it: the commit is refused if the run has another owner now.
+    pub owner: String,
     /// The checkpoint after this page (JSON).
     pub checkpoint: String,
     /// New friend states by (serial, user).
@@ -183,6 +200,29 @@ fn claim(
 }
 
 impl Store {
+    /// Runs `f` in a write transaction only while `owner` still runs `run_id`; otherwise
+    /// stores nothing and fails with [`StoreError::RunTakenOver`].
+    pub(crate) async fn write_as_run_owner<R, F>(&self, run_id: i64, owner: String, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    {
+        let outcome = self
+            .write(move |conn| {
+                let holder: Option<String> = conn
+                    .query_row("SELECT owner FROM pipeline_runs WHERE id = ?1 AND state = 'running'", [run_id], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if holder.as_deref() != Some(owner.as_str()) {
+                    return Ok(Err(holder));
+                }
+                f(conn).map(Ok)
+            })
+            .await?;
+        outcome.map_err(|holder| StoreError::RunTakenOver { run_id, holder })
+    }
+
     /// Claims a run of `pipeline` for `owner`: resumes its interrupted run when the definition
     /// (`spec_hash`) is unchanged, refuses while another owner's heartbeat is younger than
     /// `lease_ms`. A dry run is recorded but never claims or resumes anything.
@@ -225,17 +265,23 @@ impl Store {
         .await
     }
 
-    /// Shows the run's owner is alive.
-    pub async fn heartbeat_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
-        self.write(move |conn| {
+    /// Shows the run's owner is alive; refused once another owner took the run over.
+    pub async fn heartbeat_run(&self, run_id: i64, owner: String, now: i64) -> Result<(), StoreError> {
+        self.write_as_run_owner(run_id, owner, move |conn| {
             conn.execute("UPDATE pipeline_runs SET heartbeat_at = ?2 WHERE id = ?1", params![run_id, now]).map(|_| ())
         })
         .await
     }
 
-    /// Records a checkpoint with nothing else to commit.
-    pub async fn save_checkpoint(&self, run_id: i64, checkpoint: String, now: i64) -> Result<(), StoreError> {
-        self.write(move |conn| {
+    /// Records a checkpoint with nothing else to commit (as the run's `owner`).
+    pub async fn save_checkpoint(
+        &self,
+        run_id: i64,
+        owner: String,
+        checkpoint: String,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write_as_run_owner(run_id, owner, move |conn| {
             conn.execute(
                 "UPDATE pipeline_runs SET checkpoint = ?2, heartbeat_at = ?3 WHERE id = ?1",
                 params![run_id, checkpoint, now],
@@ -245,16 +291,17 @@ impl Store {
         .await
     }
 
-    /// Ends a run with its counts (JSON) and error.
+    /// Ends a run with its counts (JSON) and error (as the run's `owner`).
     pub async fn finish_run(
         &self,
         run_id: i64,
+        owner: String,
         state: RunState,
         counts: String,
         error: Option<String>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        self.write_as_run_owner(run_id, owner, move |conn| {
             conn.execute(
                 "UPDATE pipeline_runs SET state = ?2, counts = ?3, error = ?4, ended_at = ?5, heartbeat_at = ?5
                  WHERE id = ?1",
@@ -265,14 +312,15 @@ impl Store {
         .await
     }
 
-    /// Marks a run this process was running as interrupted (linehub is stopping): it keeps its
-    /// checkpoint and counts, and the next run resumes it at once.
-    pub async fn interrupt_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
+    /// Marks a run `owner` was running as interrupted (linehub is stopping): it keeps its
+    /// checkpoint and counts, and the next run resumes it at once. A run another owner took
+    /// over is left alone.
+    pub async fn interrupt_run(&self, run_id: i64, owner: String, now: i64) -> Result<(), StoreError> {
         self.write(move |conn| {
             conn.execute(
                 "UPDATE pipeline_runs SET state = 'failed', error = 'interrupted: linehub stopped', ended_at = ?2
-                 WHERE id = ?1 AND state = 'running'",
-                params![run_id, now],
+                 WHERE id = ?1 AND state = 'running' AND owner = ?3",
+                params![run_id, now, owner],
             )
             .map(|_| ())
         })
@@ -284,7 +332,7 @@ impl Store {
     /// the step read the state is newer, it stays, and the page's `LINE Follow _N` write for that
     /// friend is dropped (the event queued its own).
     pub async fn pipeline_commit(&self, mut c: PipelineCommit) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        self.write_as_run_owner(c.run_id, std::mem::take(&mut c.owner), move |conn| {
             let stale = merge_friends(conn, c.friends.iter().map(|(k, s)| (k, s)))?;
             for (serial, user) in &stale {
                 let follow = Field::Follow.name(*serial);
@@ -366,6 +414,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_owner_a_run_was_taken_from_can_neither_heartbeat_commit_nor_finish_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("linehub.db")).unwrap_or_else(|e| panic!("{e}"));
+        let claim = |owner: &'static str, now: i64| store.claim_run("import", "h", owner, now, 90_000, false);
+        let Ok(ClaimOutcome::Claimed(first)) = claim("1-a", 0).await else { panic!("refused") };
+        let Ok(ClaimOutcome::Claimed(second)) = claim("1-b", 100_000).await else { panic!("no takeover") };
+        assert_eq!(first.run_id, second.run_id);
+        let taken = |r: Result<(), StoreError>| matches!(r, Err(StoreError::RunTakenOver { holder: Some(h), .. }) if h == "1-b");
+        assert!(taken(store.heartbeat_run(first.run_id, "1-a".into(), 100_001).await));
+        assert!(taken(store.save_checkpoint(first.run_id, "1-a".into(), "{\"a\":1}".into(), 100_001).await));
+        let page = PipelineCommit {
+            run_id: first.run_id,
+            owner: "1-a".into(),
+            checkpoint: "{\"a\":2}".into(),
+            ops: vec![contact(&[("line_user_name_1", "Sato")])],
+            now: 100_002,
+            ..PipelineCommit::default()
+        };
+        assert!(taken(store.pipeline_commit(page).await));
+        assert!(taken(store.finish_run(first.run_id, "1-a".into(), RunState::Done, "{}".into(), None, 100_003).await));
+        assert!(
+            store.outbox_list_blocking(false).unwrap_or_else(|e| panic!("{e}")).is_empty(),
+            "the loser's page was stored"
+        );
+        let row = store.pipeline_runs(None, 1).await.unwrap_or_else(|e| panic!("{e}")).remove(0);
+        assert_eq!((row.state.as_str(), row.checkpoint), ("running", None));
+        store.heartbeat_run(second.run_id, "1-b".into(), 100_004).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .finish_run(second.run_id, "1-b".into(), RunState::Done, "{}".into(), None, 100_005)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[tokio::test]
     async fn a_page_whose_friend_state_was_read_before_an_unfollow_does_not_undo_it() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Store::open(&dir.path().join("linehub.db")).unwrap_or_else(|e| panic!("{e}"));
@@ -383,6 +465,7 @@ mod tests {
         apply(&store, friend(300, false, Some(250)), vec![contact(&[("line_follow_1", "No")])]).await;
         let commit = |state: FriendState, now: i64| PipelineCommit {
             run_id: run.run_id,
+            owner: "1-a".into(),
             checkpoint: "{}".into(),
             friends: vec![(key.clone(), state)],
             ops: vec![contact(&[("line_follow_1", "Yes"), ("line_user_name_1", "Sato")])],
