@@ -31,8 +31,8 @@ impl DaemonLock {
     pub fn acquire(db: &Path) -> Result<DaemonLock, StoreError> {
         let path = lock_path(db);
         let io = |source| StoreError::Io { path: path.clone(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        if let Some(dir) = path.parent() {
+            super::create_private_dir(dir)?;
         }
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);

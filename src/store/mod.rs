@@ -113,6 +113,32 @@ pub enum StoreError {
     },
 }
 
+/// Creates the directories up to `dir` that are missing, readable by the service user only
+/// (0700). Existing directories are left as they are.
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })
+}
+
+/// Creates the database file at `path` (and its directory) if missing, readable by the service
+/// user only (0600). SQLite gives the WAL and shared-memory files the database file's mode.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
+}
+
 /// A HubSpot record linehub asked for where HubSpot offers no idempotency key (an owner task, a
 /// timeline note): recorded before the request, so that after an answer that never came linehub
 /// looks for the record instead of making a second one.
@@ -144,9 +170,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
-        }
+        create_private(path)?;
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: the WAL is fsync'd at every commit, so an acknowledged webhook survives power loss.
