@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use linehub::config;
 use linehub::daemon::Daemon;
 use linehub::settings::Settings;
+use linehub::store::StoreError;
 use tokio::net::TcpListener;
 
 /// mimalloc: webhook ingest allocates per request on every worker thread, where glibc's malloc
@@ -297,8 +298,11 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {
     let opening = || format!("opening the store at {}", config.store.path.display());
     match command {
         OutboxCommand::List { all, .. } => {
-            let store = linehub::store::Store::open_read_only(&config.store.path).with_context(opening)?;
-            let rows = store.outbox_list_blocking(!all)?;
+            // No store yet: nothing was ever queued, and listing creates nothing.
+            let rows = match linehub::store::Store::open_read_only(&config.store.path) {
+                Err(StoreError::Missing { .. }) => Vec::new(),
+                store => store.with_context(opening)?.outbox_list_blocking(!all)?,
+            };
             if rows.is_empty() {
                 println!("{}", if all { "the outbox is empty" } else { "no dead-lettered writes" });
             }
@@ -326,9 +330,13 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {
 
 async fn sends(path: PathBuf, limit: usize) -> anyhow::Result<()> {
     let config = config::load(&path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    let store = linehub::store::Store::open_read_only(&config.store.path)
-        .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
-    let rows = store.sends(limit).await?;
+    // No store yet: nothing was ever sent, and listing creates nothing.
+    let rows = match linehub::store::Store::open_read_only(&config.store.path) {
+        Err(StoreError::Missing { .. }) => Vec::new(),
+        store => {
+            store.with_context(|| format!("opening the store at {}", config.store.path.display()))?.sends(limit).await?
+        }
+    };
     if rows.is_empty() {
         println!("no sends yet");
     }
