@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use linehub::config;
 use linehub::daemon::Daemon;
 use linehub::settings::Settings;
+use linehub::store::StoreError;
 use tokio::net::TcpListener;
 
 /// mimalloc: webhook ingest allocates per request on every worker thread, where glibc's malloc
@@ -27,7 +28,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: webhooks in, HubSpot contacts out, scheduled pipelines. Reloads the
-    /// config and pipelines on SIGHUP and when their files change.
+    /// config and pipelines on SIGHUP and when their files change. One daemon per store: a
+    /// second one on the same store refuses to start.
     Run {
         /// The config file.
         #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
@@ -191,6 +193,9 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 async fn run(path: PathBuf) -> anyhow::Result<()> {
     let settings = Settings::load(&path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    // One daemon per store; held until this function returns (or the process dies).
+    let lock = linehub::store::DaemonLock::acquire(&settings.config.store.path)?;
+    tracing::debug!(lock = %lock.path().display(), "store locked for this daemon");
     let listen = settings.config.server.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let daemon = Daemon::start(settings, listener).await?;
@@ -221,7 +226,9 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
         let _ = daemon.reload().await;
     }
     tracing::info!("shutting down");
-    daemon.shutdown().await
+    let stopped = daemon.shutdown().await;
+    drop(lock);
+    stopped
 }
 
 /// One message per SIGHUP, as `systemctl reload` sends it (never, where there are no signals).
@@ -288,11 +295,14 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {
         OutboxCommand::List { config, .. } | OutboxCommand::Retry { config, .. } => config,
     };
     let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    let store = linehub::store::Store::open(&config.store.path)
-        .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
+    let opening = || format!("opening the store at {}", config.store.path.display());
     match command {
         OutboxCommand::List { all, .. } => {
-            let rows = store.outbox_list_blocking(!all)?;
+            // No store yet: nothing was ever queued, and listing creates nothing.
+            let rows = match linehub::store::Store::open_read_only(&config.store.path) {
+                Err(StoreError::Missing { .. }) => Vec::new(),
+                store => store.with_context(opening)?.outbox_list_blocking(!all)?,
+            };
             if rows.is_empty() {
                 println!("{}", if all { "the outbox is empty" } else { "no dead-lettered writes" });
             }
@@ -310,6 +320,7 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {
             }
         }
         OutboxCommand::Retry { ids, .. } => {
+            let store = linehub::store::Store::open(&config.store.path).with_context(opening)?;
             let n = store.outbox_retry(ids, linehub::clock::system_now_ms()).await?;
             println!("{n} write(s) queued again");
         }
@@ -319,9 +330,13 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {
 
 async fn sends(path: PathBuf, limit: usize) -> anyhow::Result<()> {
     let config = config::load(&path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    let store = linehub::store::Store::open(&config.store.path)
-        .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
-    let rows = store.sends(limit).await?;
+    // No store yet: nothing was ever sent, and listing creates nothing.
+    let rows = match linehub::store::Store::open_read_only(&config.store.path) {
+        Err(StoreError::Missing { .. }) => Vec::new(),
+        store => {
+            store.with_context(|| format!("opening the store at {}", config.store.path.display()))?.sends(limit).await?
+        }
+    };
     if rows.is_empty() {
         println!("no sends yet");
     }

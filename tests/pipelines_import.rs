@@ -4,6 +4,7 @@
 mod common;
 
 use common::World;
+use linehub::clock::Clock;
 use linehub::store::pipelines::RunState;
 use linehub_sandbox::webhook as line;
 
@@ -221,4 +222,88 @@ async fn reconciling_follow_status_fixes_drift_both_ways_and_counts_it() {
     let again = w.daemon.run_pipeline("reconcile", false).await.unwrap();
     assert_eq!(again.total("changed"), 0, "{again}");
     w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn an_import_page_read_before_an_unfollow_was_applied_does_not_undo_it() {
+    let w = World::new().await;
+    let user = line::random_user_id();
+    w.friend("tokyo", &user, "Sato");
+    let followed_at = w.clock.now_ms() - 60_000;
+    w.deliver("tokyo", vec![line::follow(&user, followed_at, false)]).await;
+    w.daemon.settle().await.unwrap();
+    assert_eq!(w.contact("line_user_id_1", &user).properties["line_follow_1"], "Yes");
+    w.add_pipeline("import.yaml", &IMPORT_FRIENDS.replace("{ page_size: 1000 }", "{ refresh: true }")).await;
+
+    // The import lists the friends, reads what linehub knows of them, then reads their
+    // profiles: the profile answers are held while the user blocks the account.
+    let listing = w.sandbox.faults().hold_answers(linehub_sandbox::Service::Line);
+    let run = w.daemon.run_pipeline("import", false);
+    let block = async {
+        listing.arrived(1).await;
+        let profiles = w.sandbox.faults().hold_answers(linehub_sandbox::Service::Line);
+        profiles.arrived(1).await;
+        w.deliver("tokyo", vec![line::unfollow(&user, w.clock.now_ms() + 1_000)]).await;
+        w.daemon.apply_inbox().await.unwrap();
+        profiles.release();
+    };
+    let (report, ()) = tokio::join!(run, block);
+    let report = report.unwrap();
+    assert_eq!((report.state, report.total("queued")), (RunState::Done, 1), "{report}");
+    w.daemon.settle().await.unwrap();
+
+    let states = w.daemon.store().friend_states(vec![(1, user.clone())]).await.unwrap();
+    assert_eq!(states[&(1, user.clone())].following, Some(false), "the import undid the unfollow in the store");
+    let c = w.contact("line_user_id_1", &user);
+    assert_eq!(c.properties["line_follow_1"], "No", "HubSpot shows a blocked user as following");
+    assert_eq!(c.properties["line_user_name_1"], "Sato", "the rest of the page is written");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_run_paused_past_its_lease_and_taken_over_stops_when_it_resumes() {
+    let w = World::new().await;
+    let users: Vec<String> = (0..3).map(|_| line::random_user_id()).collect();
+    for (i, u) in users.iter().enumerate() {
+        w.friend("tokyo", u, &format!("Friend {i}"));
+    }
+    w.add_pipeline("import.yaml", IMPORT_FRIENDS).await;
+    let config = w.daemon.config();
+    let other = linehub::pipelines::Runner::new(
+        w.daemon.store().clone(),
+        linehub::line::client::LineClient::new(&config.line.api_base_url).unwrap(),
+        linehub::hubspot::HubSpotClient::from_config(&config.hubspot).unwrap(),
+        w.clock.clone(),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        None,
+    );
+
+    // The daemon's run pauses on LINE past its lease; another runner takes the run over.
+    let hold = w.sandbox.faults().hold_answers(linehub_sandbox::Service::Line);
+    let paused = w.daemon.run_pipeline("import", false);
+    let taker = async {
+        hold.arrived(1).await;
+        w.clock.advance(std::time::Duration::from_millis(linehub::pipelines::runner::LEASE_MS as u64 + 1_000));
+        let settings = w.daemon.settings();
+        let run = other.run(settings.config.clone(), &settings.pipelines, "import", false);
+        let release = async {
+            hold.arrived(2).await;
+            hold.release();
+        };
+        tokio::join!(run, release).0
+    };
+    let (paused, taker) = tokio::join!(paused, taker);
+    let taker = taker.unwrap();
+    assert_eq!((taker.state, taker.total("queued")), (RunState::Done, 3), "{taker}");
+    match paused {
+        Err(linehub::pipelines::RunError::TakenOver { run_id, .. }) => assert_eq!(run_id, taker.run_id),
+        other => panic!("the run that was taken over kept going: {other:?}"),
+    }
+
+    let runs = w.daemon.store().pipeline_runs(Some("import".into()), 5).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].state, "done");
+    assert!(runs[0].counts.contains("\"queued\":3"), "the taker's counts stand: {}", runs[0].counts);
+    let queued = w.daemon.store().outbox_list_blocking(false).unwrap();
+    assert_eq!(queued.len(), 3, "the page was committed once: {queued:?}");
 }

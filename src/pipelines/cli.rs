@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::hubspot::HubSpotClient;
 use crate::line::client::LineClient;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// The text of `linehub pipeline list`: each pipeline's schedule, next run, accounts, steps and
 /// last run.
@@ -26,7 +26,12 @@ pub async fn list(config: &Config, pipelines: &[Pipeline]) -> anyhow::Result<Str
         writeln!(out, "no pipelines in {} (add *.yaml files there)", config.pipelines_dir.display())?;
         return Ok(out);
     }
-    let store = if config.store.path.exists() { Some(Store::open(&config.store.path)?) } else { None };
+    // Read-only: the list never creates or migrates the store, and works beside a daemon.
+    let store = match Store::open_read_only(&config.store.path) {
+        Ok(store) => Some(store),
+        Err(StoreError::Missing { .. }) => None,
+        Err(e) => return Err(e).with_context(|| format!("opening the store at {}", config.store.path.display())),
+    };
     let now = SystemClock.now_ms();
     for p in pipelines {
         let steps: Vec<&str> = p.steps.iter().map(|s| s.kind()).collect();

@@ -24,7 +24,7 @@ use crate::config::{Account, Config};
 use crate::hubspot::HubSpotClient;
 use crate::line::client::{LineClient, LineError, Profile};
 use crate::line::limits::PROFILE_CONCURRENCY;
-use crate::store::pipelines::PipelineCommit;
+use crate::store::pipelines::{PipelineCommit, RunLease};
 use crate::store::{Op, Store, StoreError};
 use crate::sync::FriendState;
 use crate::sync::properties::Field;
@@ -46,6 +46,9 @@ pub struct Page {
 pub struct StepContext {
     /// The run's id in the store.
     pub run_id: i64,
+    /// Who runs it (this runner's claim): every write of the run names it, so a run taken over
+    /// by another owner stops here.
+    pub(crate) owner: String,
     /// The pipeline's name.
     pub pipeline: String,
     /// This step's index in the pipeline.
@@ -115,6 +118,7 @@ impl StepContext {
         self.store
             .pipeline_commit(PipelineCommit {
                 run_id: self.run_id,
+                owner: self.owner.clone(),
                 checkpoint,
                 friends: page.friends,
                 links: page.links,
@@ -138,6 +142,11 @@ impl StepContext {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(())
+    }
+
+    /// The run as this runner claimed it, for store calls that record the run's work.
+    pub fn lease(&self) -> RunLease {
+        RunLease { run_id: self.run_id, owner: self.owner.clone() }
     }
 
     /// The internal name of `field` for this account.

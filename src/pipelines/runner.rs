@@ -8,6 +8,9 @@
 //! - Resumable. A run that did not finish (a crash, a failed step, held sends) is resumed by the
 //!   next run of the same pipeline, from its checkpoint, as long as the definition is unchanged;
 //!   an edited pipeline starts over and the old run is marked abandoned.
+//! - Fenced. A run paused past its lease may be taken over; every write it makes afterwards
+//!   (heartbeat, page commit, checkpoint, finish) is refused by the store, and the run stops
+//!   with [`RunError::TakenOver`], leaving the run to its new owner.
 //! - Dry runs are recorded too, never claim, never resume, and change nothing.
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +54,17 @@ pub enum RunError {
         /// The pipeline.
         pipeline: String,
         /// The running run, when known (0: in this process, not yet recorded).
+        run_id: i64,
+    },
+    /// The run was paused past its lease and another owner took it over; this copy stopped
+    /// without recording anything more, and the other owner's run stands.
+    #[error(
+        "pipeline `{pipeline}` run {run_id} was taken over by another owner after its lease expired; this copy stopped"
+    )]
+    TakenOver {
+        /// The pipeline.
+        pipeline: String,
+        /// The run, now the other owner's.
         run_id: i64,
     },
     /// The store failed.
@@ -244,9 +258,15 @@ impl Runner {
         } else {
             tokio::select! {
                 r = work => r,
-                never = self.heartbeat(claim.run_id) => match never {},
+                lost = self.heartbeat(claim.run_id) => Err(StepError::Store(lost)),
             }
         };
+        let taken_over = RunError::TakenOver { pipeline: name.to_string(), run_id: claim.run_id };
+        if let Err(StepError::Store(StoreError::RunTakenOver { holder, .. })) = &result {
+            // Another owner runs it now: record nothing more, stop here.
+            tracing::warn!(pipeline = name, run = claim.run_id, holder = ?holder, "pipeline run was taken over after its lease expired; this copy stopped");
+            return Err(taken_over);
+        }
         if let Err(e) = result {
             report.state = if matches!(e, StepError::Held(_)) { RunState::Held } else { RunState::Failed };
             report.error = Some(e.to_string());
@@ -257,7 +277,24 @@ impl Runner {
             .map(|s| (format!("{}.{}@{}", s.step + 1, s.kind, s.account), &s.report.counts))
             .collect();
         let counts = serde_json::to_string(&counts).unwrap_or_default();
-        self.store.finish_run(claim.run_id, report.state, counts, report.error.clone(), self.clock.now_ms()).await?;
+        match self
+            .store
+            .finish_run(
+                claim.run_id,
+                self.owner.clone(),
+                report.state,
+                counts,
+                report.error.clone(),
+                self.clock.now_ms(),
+            )
+            .await
+        {
+            Err(StoreError::RunTakenOver { holder, .. }) => {
+                tracing::warn!(pipeline = name, run = claim.run_id, holder = ?holder, "pipeline run was taken over after its lease expired; this copy stopped");
+                return Err(taken_over);
+            }
+            other => other?,
+        }
         self.outbox.notify_one();
         match &report.error {
             None => tracing::info!(pipeline = name, run = claim.run_id, "pipeline finished"),
@@ -280,18 +317,21 @@ impl Runner {
     /// linehub is stopping) as interrupted, so the next start resumes them at once.
     pub async fn interrupt(&self, runs: Vec<i64>) {
         for run_id in runs {
-            if let Err(e) = self.store.interrupt_run(run_id, self.clock.now_ms()).await {
+            if let Err(e) = self.store.interrupt_run(run_id, self.owner.clone(), self.clock.now_ms()).await {
                 tracing::warn!(run = run_id, error = %e, "could not mark an interrupted pipeline run");
             }
         }
     }
 
-    /// Shows this runner is alive, forever (until the run it accompanies ends).
-    async fn heartbeat(&self, run_id: i64) -> std::convert::Infallible {
+    /// Shows this runner is alive until the run it accompanies ends; returns only when another
+    /// owner has taken the run over, which stops the run.
+    async fn heartbeat(&self, run_id: i64) -> StoreError {
         loop {
             tokio::time::sleep(HEARTBEAT).await;
-            if let Err(e) = self.store.heartbeat_run(run_id, self.clock.now_ms()).await {
-                tracing::warn!(run = run_id, error = %e, "pipeline heartbeat failed");
+            match self.store.heartbeat_run(run_id, self.owner.clone(), self.clock.now_ms()).await {
+                Ok(()) => {}
+                Err(lost @ StoreError::RunTakenOver { .. }) => return lost,
+                Err(e) => tracing::warn!(run = run_id, error = %e, "pipeline heartbeat failed"),
             }
         }
     }
@@ -340,6 +380,7 @@ impl Runner {
                 };
                 let mut ctx = StepContext {
                     run_id,
+                    owner: self.owner.clone(),
                     pipeline: pipeline.name.clone(),
                     step: i,
                     dry_run,
@@ -370,7 +411,7 @@ impl Runner {
                 if !dry_run {
                     let next = Checkpoint { step: i, account: j + 1, cursor: None, outcomes: done.clone() };
                     let text = next.encode()?;
-                    self.store.save_checkpoint(run_id, text, self.clock.now_ms()).await?;
+                    self.store.save_checkpoint(run_id, self.owner.clone(), text, self.clock.now_ms()).await?;
                 }
             }
         }
@@ -414,8 +455,14 @@ mod tests {
         else {
             panic!("the first claim is refused");
         };
-        store.save_checkpoint(first.run_id, "{\"step\": \"two\"".into(), 1).await.unwrap_or_else(|e| panic!("{e}"));
-        store.finish_run(first.run_id, RunState::Failed, "{}".into(), None, 2).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .save_checkpoint(first.run_id, "1-crashed".into(), "{\"step\": \"two\"".into(), 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .finish_run(first.run_id, "1-crashed".into(), RunState::Failed, "{}".into(), None, 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
 
         let line = LineClient::new(&config.line.api_base_url).unwrap_or_else(|e| panic!("{e}"));
         let hubspot = HubSpotClient::from_config(&config.hubspot).unwrap_or_else(|e| panic!("{e}"));
@@ -442,8 +489,14 @@ mod tests {
         };
         // A well-formed checkpoint whose cursor is not what reconcile_follow_status writes.
         let checkpoint = r#"{"step":0,"account":0,"cursor":{"after":5},"outcomes":[]}"#;
-        store.save_checkpoint(first.run_id, checkpoint.into(), 1).await.unwrap_or_else(|e| panic!("{e}"));
-        store.finish_run(first.run_id, RunState::Failed, "{}".into(), None, 2).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .save_checkpoint(first.run_id, "1-crashed".into(), checkpoint.into(), 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .finish_run(first.run_id, "1-crashed".into(), RunState::Failed, "{}".into(), None, 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
 
         let line = LineClient::new(&config.line.api_base_url).unwrap_or_else(|e| panic!("{e}"));
         let hubspot = HubSpotClient::from_config(&config.hubspot).unwrap_or_else(|e| panic!("{e}"));

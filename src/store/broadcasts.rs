@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
+use super::pipelines::RunLease;
 use super::retry_key::retry_key;
 use super::{Store, StoreError};
 
@@ -49,14 +50,15 @@ impl Store {
     /// the checkpoint after that page.
     pub async fn broadcast_add_recipients(
         &self,
-        run_id: i64,
+        lease: RunLease,
         step: i64,
         account: String,
         recipients: Vec<(String, String)>,
         checkpoint: String,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        let run_id = lease.run_id;
+        self.write_as_run_owner(run_id, lease.owner, move |conn| {
             let mut insert = conn.prepare_cached(
                 "INSERT INTO broadcast_recipients (run_id, step, account_id, user_id, contact_id)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
@@ -77,14 +79,15 @@ impl Store {
     /// and records the checkpoint, in one transaction. Returns the number of chunks.
     pub async fn broadcast_make_chunks(
         &self,
-        run_id: i64,
+        lease: RunLease,
         step: i64,
         account: String,
         size: usize,
         checkpoint: String,
         now: i64,
     ) -> Result<u64, StoreError> {
-        self.write(move |conn| {
+        let run_id = lease.run_id;
+        self.write_as_run_owner(run_id, lease.owner, move |conn| {
             let users: Vec<String> = {
                 let mut stmt = conn.prepare(
                     "SELECT user_id FROM broadcast_recipients WHERE run_id = ?1 AND step = ?2 AND account_id = ?3
@@ -150,16 +153,18 @@ impl Store {
         .await
     }
 
-    /// Records that a chunk is about to be sent (before the request leaves).
+    /// Records that a chunk is about to be sent (before the request leaves), as the run's
+    /// `owner`: once another owner took the run over it is refused, and nothing is sent.
     pub async fn broadcast_attempt(
         &self,
-        run_id: i64,
+        lease: RunLease,
         step: i64,
         account: String,
         chunk: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        let run_id = lease.run_id;
+        self.write_as_run_owner(run_id, lease.owner, move |conn| {
             conn.execute(
                 "UPDATE broadcast_chunks SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?5)
                  WHERE run_id = ?1 AND step = ?2 AND account_id = ?3 AND chunk = ?4",

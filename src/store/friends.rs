@@ -58,6 +58,53 @@ pub fn put_friends<'a>(
     Ok(())
 }
 
+/// Stores friend states observed by a pipeline step inside an existing write transaction,
+/// merged with what is stored now, so an event applied after the step read the state is never
+/// undone: per field the newer observation wins (the follow state by `follow_ts`, a tie going
+/// to the page; `response_ts` the later; a sync date and a profile read, once known, stay).
+/// Returns the friends whose stored follow state was newer than the page's: the page's
+/// `Follow` writes for them are out of date.
+pub fn merge_friends<'a>(
+    conn: &rusqlite::Connection,
+    friends: impl Iterator<Item = (&'a (i64, String), &'a FriendState)>,
+) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut read = conn.prepare_cached(
+        "SELECT follow_ts, response_ts, synced_on, profile_fetched, following FROM friends
+         WHERE serial = ?1 AND user_id = ?2",
+    )?;
+    let mut merged = Vec::new();
+    let mut stale = Vec::new();
+    for (key, page) in friends {
+        let stored = read
+            .query_row(params![key.0, key.1], |r| {
+                Ok(FriendState {
+                    follow_ts: r.get(0)?,
+                    response_ts: r.get(1)?,
+                    synced_on: r.get(2)?,
+                    profile_fetched: r.get(3)?,
+                    following: r.get(4)?,
+                })
+            })
+            .optional()?;
+        let Some(stored) = stored else {
+            merged.push((key, page.clone()));
+            continue;
+        };
+        let mut next = page.clone();
+        if stored.follow_ts.is_some_and(|t| page.follow_ts.is_none_or(|p| t > p)) {
+            next.follow_ts = stored.follow_ts;
+            next.following = stored.following;
+            stale.push(key.clone());
+        }
+        next.response_ts = stored.response_ts.max(page.response_ts);
+        next.synced_on = stored.synced_on.or(next.synced_on);
+        next.profile_fetched |= stored.profile_fetched;
+        merged.push((key, next));
+    }
+    put_friends(conn, merged.iter().map(|(k, s)| (*k, s)))?;
+    Ok(stale)
+}
+
 impl Store {
     /// Pending inbox events in the order they are applied: by event time, then arrival.
     pub async fn inbox_pending(&self, limit: usize) -> Result<Vec<(String, String, String)>, StoreError> {

@@ -2,7 +2,9 @@
 //!
 //! Append new steps at the end; never edit one that has shipped.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
 
 /// Each entry moves the schema from version `i` to `i + 1`.
 const STEPS: &[&str] = &[
@@ -147,21 +149,68 @@ const STEPS: &[&str] = &[
 /// The schema version this build expects.
 pub const LATEST: usize = STEPS.len();
 
-/// Brings the schema up to [`LATEST`], each step in its own transaction.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?.try_into().unwrap_or(0);
-    for (i, step) in STEPS.iter().enumerate().skip(current) {
-        let tx = conn.transaction()?;
+/// Brings the schema up to [`LATEST`], each step in its own transaction; returns the version
+/// found. Each transaction takes the write lock (`BEGIN IMMEDIATE`) before it reads the version,
+/// so two processes opening one store at once never run a step twice.
+pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
+    let mut found = None;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        let first = *found.get_or_insert(version);
+        if version > LATEST {
+            return Err(StoreError::TooNew { found: version, supported: LATEST });
+        }
+        let Some(step) = STEPS.get(version) else { return Ok(first) };
         tx.execute_batch(step)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64)?;
         tx.commit()?;
     }
-    Ok(current)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+    use std::sync::mpsc;
+
     use super::*;
+
+    /// Told once when the connection under test first waits for the write lock.
+    static WAITING: Mutex<Option<mpsc::Sender<()>>> = Mutex::new(None);
+
+    fn report_waiting(_: i32) -> bool {
+        if let Some(tx) = WAITING.lock().ok().and_then(|mut w| w.take()) {
+            let _ = tx.send(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        true
+    }
+
+    #[test]
+    fn a_store_two_processes_open_at_once_is_migrated_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("linehub.db");
+        // The other process: holds the write lock while it migrates.
+        let other = Connection::open(&path).unwrap();
+        other.pragma_update(None, "journal_mode", "WAL").unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (tx, waiting) = mpsc::channel();
+        *WAITING.lock().unwrap() = Some(tx);
+        let ours = std::thread::spawn(move || {
+            let mut conn = Connection::open(&path)?;
+            conn.busy_handler(Some(report_waiting))?;
+            migrate(&mut conn)
+        });
+        waiting.recv().unwrap();
+        for step in STEPS {
+            other.execute_batch(step).unwrap();
+        }
+        other.pragma_update(None, "user_version", LATEST as i64).unwrap();
+        other.execute_batch("COMMIT").unwrap();
+        let found = ours.join().unwrap_or_else(|_| panic!("the migration panicked"));
+        assert_eq!(found.unwrap_or_else(|e| panic!("the second migration failed: {e}")), LATEST);
+    }
 
     #[test]
     fn asked_for_records_become_their_own_state() {
@@ -179,7 +228,7 @@ mod tests {
                     ('workflow', 'c', 'x', 'c1', '[]', 0, 'k3', 0, 0, NULL);",
         )
         .unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), 4);
+        assert_eq!(migrate(&mut conn).unwrap_or_else(|e| panic!("{e}")), 4);
         let tasks: Vec<(String, Option<String>)> = conn
             .prepare("SELECT contact_id, task_id FROM owner_tasks ORDER BY contact_id")
             .unwrap()

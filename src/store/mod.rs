@@ -12,6 +12,12 @@
 //! one thread with group commit ([`writer`]) and `synchronous=FULL`, so a write that has
 //! returned survives a crash or power loss; reads use their own connections and never wait for
 //! the writer.
+//!
+//! Several processes may open one store: the daemon, `linehub pipeline run` (which shares it
+//! through the pipeline claim), `linehub outbox retry`. Only one daemon may: `linehub run` takes
+//! the [`DaemonLock`] beside the database for its whole life. Commands that only list open the
+//! store read-only ([`Store::open_read_only`]) and never migrate it. Files are created readable
+//! by the service user only.
 
 pub mod accounts;
 pub mod broadcasts;
@@ -19,6 +25,7 @@ mod checkpoint;
 pub mod contacts;
 pub mod friends;
 pub mod inbox;
+mod lock;
 mod migrations;
 pub mod outbox;
 pub mod pipelines;
@@ -33,6 +40,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use friends::{AppliedBatch, EventOutcome};
 pub use inbox::{InboxEvent, InboxOutcome, InboxRow};
+pub use lock::DaemonLock;
 pub use outbox::{Op, OutboxRow};
 use writer::Writer;
 
@@ -67,6 +75,68 @@ pub enum StoreError {
     /// A blocking read task panicked or was cancelled.
     #[error("store read task failed: {0}")]
     Task(String),
+    /// The store was opened read-only (a listing command) and something tried to write.
+    #[error("the store was opened read-only")]
+    ReadOnly,
+    /// A read-only open found no database.
+    #[error("no store at {path} (`linehub run` creates it)")]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// A read-only open found a schema older than this build reads; only a daemon migrates.
+    #[error(
+        "store schema version {found} is older than this linehub reads ({supported}); start `linehub run` once to upgrade it"
+    )]
+    Outdated {
+        /// Version in the file.
+        found: usize,
+        /// Version this build reads.
+        supported: usize,
+    },
+    /// A pipeline run is no longer this owner's: it was paused past its lease and another owner
+    /// took it over. Nothing of the write was stored; the caller must stop.
+    #[error("pipeline run {run_id} is no longer ours: another owner ({}) took it over after its lease expired", holder.as_deref().unwrap_or("none"))]
+    RunTakenOver {
+        /// The run.
+        run_id: i64,
+        /// Who holds it now (`None`: nobody is running it).
+        holder: Option<String>,
+    },
+    /// Another `linehub run` holds the store.
+    #[error("another `linehub run` {} already runs on this store (lock {lock}); stop it first: two daemons on one store would do every task twice", holder.map_or("process".to_string(), |pid| format!("(pid {pid})")))]
+    Locked {
+        /// The lock file.
+        lock: PathBuf,
+        /// The process holding it, when it could be read.
+        holder: Option<u32>,
+    },
+}
+
+/// Creates the directories up to `dir` that are missing, readable by the service user only
+/// (0700). Existing directories are left as they are.
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })
+}
+
+/// Creates the database file at `path` (and its directory) if missing, readable by the service
+/// user only (0600). SQLite gives the WAL and shared-memory files the database file's mode.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
 }
 
 /// Read connections open at once at most (idle ones are kept for reuse up to the same number).
@@ -94,7 +164,8 @@ impl Requested {
 #[derive(Clone)]
 pub struct Store {
     path: Arc<PathBuf>,
-    writer: Writer,
+    /// `None` for a read-only store: writes are refused with [`StoreError::ReadOnly`].
+    writer: Option<Writer>,
     /// Idle read-only connections, reused to avoid reopening the file per read.
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Reads running at once, so a flood of requests cannot open connections (and blocking
@@ -105,9 +176,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
-        }
+        create_private(path)?;
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: the WAL is fsync'd at every commit, so an acknowledged webhook survives power loss.
@@ -116,18 +185,39 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Checkpoints run on their own thread (see `checkpoint`), not inside a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let found = usize::try_from(found).unwrap_or(usize::MAX);
-        if found > migrations::LATEST {
-            return Err(StoreError::TooNew { found, supported: migrations::LATEST });
-        }
         migrations::migrate(&mut conn)?;
         let writer = Writer::spawn(conn).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
         checkpoint::spawn(path, &writer).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
         Ok(Store {
             path: Arc::new(path.to_path_buf()),
-            writer,
+            writer: Some(writer),
             readers: Arc::default(),
+            reads: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
+        })
+    }
+
+    /// Opens an existing database for reading only (the listing commands): nothing is created,
+    /// migrated or written, so it is safe beside a running daemon. A schema of another version
+    /// than this build's is refused: only `linehub run` migrates.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing { path: path.to_path_buf() });
+        }
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.pragma_update(None, "busy_timeout", 5000)?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let found = usize::try_from(found).unwrap_or(usize::MAX);
+        if found > migrations::LATEST {
+            return Err(StoreError::TooNew { found, supported: migrations::LATEST });
+        }
+        if found < migrations::LATEST {
+            return Err(StoreError::Outdated { found, supported: migrations::LATEST });
+        }
+        Ok(Store {
+            path: Arc::new(path.to_path_buf()),
+            writer: None,
+            readers: Arc::new(Mutex::new(vec![conn])),
             reads: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
         })
     }
@@ -143,7 +233,10 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
     {
-        self.writer.write(f).await
+        match &self.writer {
+            Some(w) => w.write(f).await,
+            None => Err(StoreError::ReadOnly),
+        }
     }
 
     /// Runs `f` on a read-only connection on the blocking pool.

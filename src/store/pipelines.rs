@@ -10,14 +10,21 @@
 //! friend states, contact links, outbox rows. A crash before the commit redoes the page; after
 //! it, the page is never done twice.
 //!
+//! Claims are fenced: every write a run makes after its claim (heartbeat, page commit,
+//! checkpoint, broadcast records, finish) names its owner and is refused with
+//! [`StoreError::RunTakenOver`], storing nothing, once another owner has taken the run over. A
+//! run paused past its lease (a long GC pause, a suspended VM) thus stops when it resumes instead
+//! of driving the run beside its new owner.
+//!
 //! Broadcast recipients and chunks are in [`super::broadcasts`].
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::friends::put_friends;
+use super::friends::merge_friends;
 use super::outbox::{self, Op};
 use super::{Store, StoreError};
 use crate::sync::FriendState;
+use crate::sync::properties::Field;
 
 /// A run that was claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,11 +95,22 @@ pub struct RunRow {
     pub checkpoint: Option<String>,
 }
 
+/// A run as its owner names it in the writes it makes: refused once another owner took it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLease {
+    /// The run.
+    pub run_id: i64,
+    /// Who claimed it.
+    pub owner: String,
+}
+
 /// One page of a step's work, committed with the run's checkpoint in one transaction.
 #[derive(Debug, Default)]
 pub struct PipelineCommit {
     /// The run.
     pub run_id: i64,
+    /// Who runs it: the commit is refused if the run has another owner now.
+    pub owner: String,
     /// The checkpoint after this page (JSON).
     pub checkpoint: String,
     /// New friend states by (serial, user).
@@ -182,6 +200,29 @@ fn claim(
 }
 
 impl Store {
+    /// Runs `f` in a write transaction only while `owner` still runs `run_id`; otherwise
+    /// stores nothing and fails with [`StoreError::RunTakenOver`].
+    pub(crate) async fn write_as_run_owner<R, F>(&self, run_id: i64, owner: String, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    {
+        let outcome = self
+            .write(move |conn| {
+                let holder: Option<String> = conn
+                    .query_row("SELECT owner FROM pipeline_runs WHERE id = ?1 AND state = 'running'", [run_id], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if holder.as_deref() != Some(owner.as_str()) {
+                    return Ok(Err(holder));
+                }
+                f(conn).map(Ok)
+            })
+            .await?;
+        outcome.map_err(|holder| StoreError::RunTakenOver { run_id, holder })
+    }
+
     /// Claims a run of `pipeline` for `owner`: resumes its interrupted run when the definition
     /// (`spec_hash`) is unchanged, refuses while another owner's heartbeat is younger than
     /// `lease_ms`. A dry run is recorded but never claims or resumes anything.
@@ -224,17 +265,23 @@ impl Store {
         .await
     }
 
-    /// Shows the run's owner is alive.
-    pub async fn heartbeat_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
-        self.write(move |conn| {
+    /// Shows the run's owner is alive; refused once another owner took the run over.
+    pub async fn heartbeat_run(&self, run_id: i64, owner: String, now: i64) -> Result<(), StoreError> {
+        self.write_as_run_owner(run_id, owner, move |conn| {
             conn.execute("UPDATE pipeline_runs SET heartbeat_at = ?2 WHERE id = ?1", params![run_id, now]).map(|_| ())
         })
         .await
     }
 
-    /// Records a checkpoint with nothing else to commit.
-    pub async fn save_checkpoint(&self, run_id: i64, checkpoint: String, now: i64) -> Result<(), StoreError> {
-        self.write(move |conn| {
+    /// Records a checkpoint with nothing else to commit (as the run's `owner`).
+    pub async fn save_checkpoint(
+        &self,
+        run_id: i64,
+        owner: String,
+        checkpoint: String,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write_as_run_owner(run_id, owner, move |conn| {
             conn.execute(
                 "UPDATE pipeline_runs SET checkpoint = ?2, heartbeat_at = ?3 WHERE id = ?1",
                 params![run_id, checkpoint, now],
@@ -244,16 +291,17 @@ impl Store {
         .await
     }
 
-    /// Ends a run with its counts (JSON) and error.
+    /// Ends a run with its counts (JSON) and error (as the run's `owner`).
     pub async fn finish_run(
         &self,
         run_id: i64,
+        owner: String,
         state: RunState,
         counts: String,
         error: Option<String>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        self.write_as_run_owner(run_id, owner, move |conn| {
             conn.execute(
                 "UPDATE pipeline_runs SET state = ?2, counts = ?3, error = ?4, ended_at = ?5, heartbeat_at = ?5
                  WHERE id = ?1",
@@ -264,24 +312,39 @@ impl Store {
         .await
     }
 
-    /// Marks a run this process was running as interrupted (linehub is stopping): it keeps its
-    /// checkpoint and counts, and the next run resumes it at once.
-    pub async fn interrupt_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
+    /// Marks a run `owner` was running as interrupted (linehub is stopping): it keeps its
+    /// checkpoint and counts, and the next run resumes it at once. A run another owner took
+    /// over is left alone.
+    pub async fn interrupt_run(&self, run_id: i64, owner: String, now: i64) -> Result<(), StoreError> {
         self.write(move |conn| {
             conn.execute(
                 "UPDATE pipeline_runs SET state = 'failed', error = 'interrupted: linehub stopped', ended_at = ?2
-                 WHERE id = ?1 AND state = 'running'",
-                params![run_id, now],
+                 WHERE id = ?1 AND state = 'running' AND owner = ?3",
+                params![run_id, now, owner],
             )
             .map(|_| ())
         })
         .await
     }
 
-    /// Commits one page of a step's work and the run's checkpoint atomically.
-    pub async fn pipeline_commit(&self, c: PipelineCommit) -> Result<(), StoreError> {
-        self.write(move |conn| {
-            put_friends(conn, c.friends.iter().map(|(k, s)| (k, s)))?;
+    /// Commits one page of a step's work and the run's checkpoint atomically. The page's friend
+    /// states are merged with what is stored ([`merge_friends`]): where an event applied since
+    /// the step read the state is newer, it stays, and the page's `LINE Follow _N` write for that
+    /// friend is dropped (the event queued its own).
+    pub async fn pipeline_commit(&self, mut c: PipelineCommit) -> Result<(), StoreError> {
+        self.write_as_run_owner(c.run_id, std::mem::take(&mut c.owner), move |conn| {
+            let stale = merge_friends(conn, c.friends.iter().map(|(k, s)| (k, s)))?;
+            for (serial, user) in &stale {
+                let follow = Field::Follow.name(*serial);
+                for op in &mut c.ops {
+                    if let Op::Contact { user_id, properties, .. } = op
+                        && user_id == user
+                    {
+                        properties.remove(&follow);
+                    }
+                }
+            }
+            c.ops.retain(|op| !matches!(op, Op::Contact { properties, create: false, .. } if properties.is_empty()));
             let mut link = conn.prepare_cached(
                 "INSERT INTO contact_links (user_id, contact_id, linked_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (user_id) DO NOTHING",
@@ -316,5 +379,118 @@ impl Store {
             rows.collect()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::AppliedBatch;
+    use crate::sync::link::observe_follow;
+
+    const USER: &str = "U0123456789abcdef0123456789abcdef";
+
+    fn friend(follow_ts: i64, following: bool, response_ts: Option<i64>) -> FriendState {
+        FriendState {
+            follow_ts: Some(follow_ts),
+            following: Some(following),
+            response_ts,
+            synced_on: Some("2026-01-01".into()),
+            profile_fetched: true,
+        }
+    }
+
+    async fn apply(store: &Store, state: FriendState, ops: Vec<Op>) {
+        let batch =
+            AppliedBatch { friends: [((1, USER.to_string()), state)].into_iter().collect(), ops, events: Vec::new() };
+        store.apply_batch(batch, 0).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn contact(props: &[(&str, &str)]) -> Op {
+        let properties: BTreeMap<String, String> = props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Op::Contact { user_id: USER.into(), properties, create: true }
+    }
+
+    #[tokio::test]
+    async fn the_owner_a_run_was_taken_from_can_neither_heartbeat_commit_nor_finish_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("linehub.db")).unwrap_or_else(|e| panic!("{e}"));
+        let claim = |owner: &'static str, now: i64| store.claim_run("import", "h", owner, now, 90_000, false);
+        let Ok(ClaimOutcome::Claimed(first)) = claim("1-a", 0).await else { panic!("refused") };
+        let Ok(ClaimOutcome::Claimed(second)) = claim("1-b", 100_000).await else { panic!("no takeover") };
+        assert_eq!(first.run_id, second.run_id);
+        let taken = |r: Result<(), StoreError>| matches!(r, Err(StoreError::RunTakenOver { holder: Some(h), .. }) if h == "1-b");
+        assert!(taken(store.heartbeat_run(first.run_id, "1-a".into(), 100_001).await));
+        assert!(taken(store.save_checkpoint(first.run_id, "1-a".into(), "{\"a\":1}".into(), 100_001).await));
+        let page = PipelineCommit {
+            run_id: first.run_id,
+            owner: "1-a".into(),
+            checkpoint: "{\"a\":2}".into(),
+            ops: vec![contact(&[("line_user_name_1", "Sato")])],
+            now: 100_002,
+            ..PipelineCommit::default()
+        };
+        assert!(taken(store.pipeline_commit(page).await));
+        assert!(taken(store.finish_run(first.run_id, "1-a".into(), RunState::Done, "{}".into(), None, 100_003).await));
+        assert!(
+            store.outbox_list_blocking(false).unwrap_or_else(|e| panic!("{e}")).is_empty(),
+            "the loser's page was stored"
+        );
+        let row = store.pipeline_runs(None, 1).await.unwrap_or_else(|e| panic!("{e}")).remove(0);
+        assert_eq!((row.state.as_str(), row.checkpoint), ("running", None));
+        store.heartbeat_run(second.run_id, "1-b".into(), 100_004).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .finish_run(second.run_id, "1-b".into(), RunState::Done, "{}".into(), None, 100_005)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[tokio::test]
+    async fn a_page_whose_friend_state_was_read_before_an_unfollow_does_not_undo_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("linehub.db")).unwrap_or_else(|e| panic!("{e}"));
+        let ClaimOutcome::Claimed(run) =
+            store.claim_run("import", "h", "1-a", 0, 90_000, false).await.unwrap_or_else(|e| panic!("{e}"))
+        else {
+            panic!("refused");
+        };
+        apply(&store, friend(100, true, None), Vec::new()).await;
+        // The step reads the friend, then asks LINE (observed at 200)…
+        let key = (1, USER.to_string());
+        let read = store.friend_states(vec![key.clone()]).await.unwrap_or_else(|e| panic!("{e}"))[&key].clone();
+        let page = observe_follow(&read, true, 200);
+        // …while an unfollow at 300 and a message at 250 are applied.
+        apply(&store, friend(300, false, Some(250)), vec![contact(&[("line_follow_1", "No")])]).await;
+        let commit = |state: FriendState, now: i64| PipelineCommit {
+            run_id: run.run_id,
+            owner: "1-a".into(),
+            checkpoint: "{}".into(),
+            friends: vec![(key.clone(), state)],
+            ops: vec![contact(&[("line_follow_1", "Yes"), ("line_user_name_1", "Sato")])],
+            now,
+            ..PipelineCommit::default()
+        };
+        store.pipeline_commit(commit(page, 400)).await.unwrap_or_else(|e| panic!("{e}"));
+
+        let stored = store.friend_states(vec![key.clone()]).await.unwrap_or_else(|e| panic!("{e}"))[&key].clone();
+        assert_eq!(stored, friend(300, false, Some(250)), "the page replaced newer friend state");
+        let rows = store.outbox_list_blocking(false).unwrap_or_else(|e| panic!("{e}"));
+        let Some(Op::Contact { properties, .. }) = rows.last().map(|r| &r.op) else { panic!("{rows:?}") };
+        assert_eq!(
+            properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+            [("line_user_name_1", "Sato")],
+            "the page's stale follow value would overwrite the unfollow in HubSpot"
+        );
+
+        // An observation newer than the unfollow wins.
+        let newer = observe_follow(&stored, true, 500);
+        store.pipeline_commit(commit(newer, 500)).await.unwrap_or_else(|e| panic!("{e}"));
+        let stored = store.friend_states(vec![key.clone()]).await.unwrap_or_else(|e| panic!("{e}"))[&key].clone();
+        assert_eq!(stored, friend(500, true, Some(250)));
+        let rows = store.outbox_list_blocking(false).unwrap_or_else(|e| panic!("{e}"));
+        let Some(Op::Contact { properties, .. }) = rows.last().map(|r| &r.op) else { panic!("{rows:?}") };
+        assert_eq!(properties.get("line_follow_1").map(String::as_str), Some("Yes"));
     }
 }

@@ -5,6 +5,11 @@
 //! every job that is waiting, runs each inside its own savepoint (so one failing job does not undo
 //! the others), commits them all with a single fsync, and only then answers each caller. Under
 //! load many webhooks share one commit; alone, a webhook waits for exactly one.
+//!
+//! Some errors (disk full, I/O errors) make SQLite roll the whole transaction back, not just the
+//! failing statement. The group is then over: the jobs already run are undone and reported
+//! failed, and the rest are reported failed without running, since outside a transaction each
+//! would commit on its own while its caller is told it failed.
 
 use std::sync::mpsc;
 use std::thread;
@@ -17,9 +22,10 @@ use super::StoreError;
 /// How many waiting jobs one commit may take; bounds the latency a single commit adds.
 const MAX_GROUP: usize = 1024;
 
-/// What the writer thread runs: does its work, says whether it succeeded, and returns the
-/// function that reports the outcome once the commit is known.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+/// What the writer thread runs: does its work (on `Some` connection; `None` skips it, its
+/// group having failed already), says whether it succeeded, and returns the function that
+/// reports the outcome once the commit is known.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
 /// Reports to the caller: `Ok` once its job is durable, or the commit error.
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
@@ -50,23 +56,40 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = f(conn);
-            let ok = result.is_ok();
-            let done: Completion = Box::new(move |commit| {
-                let outcome = match (result, commit) {
-                    (Ok(r), Ok(())) => Ok(r),
-                    (Err(e), _) => Err(StoreError::Sqlite(e)),
-                    (Ok(_), Err(e)) => Err(StoreError::Commit(e)),
-                };
-                let _ = tx.send(outcome);
-            });
-            (ok, done)
-        });
+        let (job, rx) = job(f);
         self.jobs.send(job).map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
+}
+
+/// Wraps `f` as a job for the writer thread, with the receiver of its outcome.
+fn job<R, F>(f: F) -> (Job, oneshot::Receiver<Result<R, StoreError>>)
+where
+    R: Send + 'static,
+    F: FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |conn| {
+        let Some(conn) = conn else {
+            let done: Completion = Box::new(move |commit| {
+                let why = commit.err().unwrap_or_else(|| "the commit group failed before this write ran".into());
+                let _ = tx.send(Err(StoreError::Commit(why)));
+            });
+            return (false, done);
+        };
+        let result = f(conn);
+        let ok = result.is_ok();
+        let done: Completion = Box::new(move |commit| {
+            let outcome = match (result, commit) {
+                (Ok(r), Ok(())) => Ok(r),
+                (Err(e), _) => Err(StoreError::Sqlite(e)),
+                (Ok(_), Err(e)) => Err(StoreError::Commit(e)),
+            };
+            let _ = tx.send(outcome);
+        });
+        (ok, done)
+    });
+    (job, rx)
 }
 
 fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
@@ -89,9 +112,25 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
         return;
     }
     let mut completions = Vec::with_capacity(group.len());
+    let mut rolled_back = None;
     for job in group {
+        if rolled_back.is_some() {
+            completions.push(job(None).1);
+            continue;
+        }
         let savepoint = run_cached(conn, "SAVEPOINT job");
-        let (ok, done) = job(conn);
+        let (ok, done) = job(Some(conn));
+        completions.push(done);
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (disk full, I/O error): every job so far is
+            // undone, and the rest must not run outside a transaction.
+            tracing::error!("store transaction was rolled back by SQLite; the writes of this commit failed");
+            rolled_back = Some(
+                "the transaction was rolled back (disk full or I/O error); nothing of this commit is stored"
+                    .to_string(),
+            );
+            continue;
+        }
         let release = if ok || savepoint.is_err() {
             run_cached(conn, "RELEASE job")
         } else {
@@ -100,10 +139,12 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
         if let Err(e) = release {
             tracing::error!(error = %e, "store savepoint could not be released");
         }
-        completions.push(done);
     }
-    let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-    if commit.is_err() {
+    let commit = match rolled_back {
+        Some(why) => Err(why),
+        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+    };
+    if commit.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     for done in completions {
@@ -114,4 +155,53 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
 /// Runs a parameterless statement through the statement cache (savepoints run per job).
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(key: &'static str, bytes: i64) -> impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static {
+        move |conn| {
+            conn.execute("INSERT INTO t (k, v) VALUES (?1, zeroblob(?2))", rusqlite::params![key, bytes]).map(|_| ())
+        }
+    }
+
+    #[test]
+    fn a_group_rolled_back_by_a_full_disk_stores_nothing_it_reports_failed_and_loses_nothing_it_accepted() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let conn = Connection::open(dir.path().join("linehub.db")).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT PRIMARY KEY, v BLOB);")
+            .unwrap_or_else(|e| panic!("{e}"));
+        // A disk with room for a few rows but not for a 100 kB one: SQLite rolls the whole
+        // transaction back when it runs out of pages.
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap_or_else(|e| panic!("{e}"));
+        conn.pragma_update(None, "max_page_count", pages + 2).unwrap_or_else(|e| panic!("{e}"));
+
+        let keys = ["before", "full", "after", "last"];
+        let (mut group, mut outcomes) = (Vec::new(), Vec::new());
+        for (key, bytes) in keys.into_iter().zip([10, 100_000, 10, 10]) {
+            let (job, rx) = job(insert(key, bytes));
+            group.push(job);
+            outcomes.push(rx);
+        }
+        commit_group(&conn, group);
+        // The next group commits normally.
+        let (job, next) = job(insert("next", 10));
+        commit_group(&conn, vec![job]);
+
+        let stored = |key: &str| -> bool {
+            conn.query_row("SELECT COUNT(*) FROM t WHERE k = ?1", [key], |r| r.get::<_, i64>(0))
+                .unwrap_or_else(|e| panic!("{e}"))
+                == 1
+        };
+        for (key, mut rx) in keys.into_iter().zip(outcomes) {
+            let outcome = rx.try_recv().unwrap_or_else(|e| panic!("{key}: no outcome: {e}"));
+            match outcome {
+                Ok(()) => assert!(stored(key), "`{key}` was reported durable but is not stored"),
+                Err(e) => assert!(!stored(key), "`{key}` was reported failed ({e}) but is stored"),
+            }
+        }
+        assert!(matches!(next.blocking_recv(), Ok(Ok(()))) && stored("next"), "the writer recovers");
+    }
 }

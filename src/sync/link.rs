@@ -42,19 +42,31 @@ pub fn follow_value(following: bool) -> &'static str {
     if following { YES } else { NO }
 }
 
-/// The friend state after linehub observed at `now` that the user does (or does not) follow:
-/// an observation is as new as `now`, so it counts as the newest follow change, never older
-/// than one already applied.
-pub fn observe_follow(state: &FriendState, following: bool, now: i64) -> FriendState {
+/// The friend state after linehub observed at `observed_at` (the moment it asked LINE) that the
+/// user does (or does not) follow. The newer of the observation and the follow change already
+/// applied wins: an observation made before an applied follow, unfollow or message is out of
+/// date and changes nothing (a tie goes to the observation).
+pub fn observe_follow(state: &FriendState, following: bool, observed_at: i64) -> FriendState {
+    if !observation_applies(state, observed_at) {
+        return state.clone();
+    }
     let mut next = state.clone();
     next.following = Some(following);
-    next.follow_ts = Some(state.follow_ts.map_or(now, |t| t.max(now)));
+    next.follow_ts = Some(observed_at);
     next
 }
 
+/// Whether a follow observation made at `observed_at` is at least as new as the follow change
+/// `state` records.
+pub fn observation_applies(state: &FriendState, observed_at: i64) -> bool {
+    state.follow_ts.is_none_or(|t| observed_at >= t)
+}
+
 /// The properties that link a friend to a contact (`LINE User ID/Name/Picture/Follow/ID Sync
-/// Date _N`), and the friend's state after linking at `now`. The sync date is kept when linehub
-/// or HubSpot (`existing_sync_date`) already has one.
+/// Date _N`), and the friend's state after linking, with the friend seen following at `now`
+/// (when linehub asked LINE). The sync date is kept when linehub or HubSpot
+/// (`existing_sync_date`) already has one; `Follow` is left out when a newer follow change was
+/// applied since `now`.
 pub fn link_properties(
     serial: i64,
     user: &str,
@@ -66,7 +78,9 @@ pub fn link_properties(
     let mut props = BTreeMap::new();
     let mut next = observe_follow(state, true, now);
     props.insert(Field::UserId.name(serial), user.to_string());
-    props.insert(Field::Follow.name(serial), follow_value(true).to_string());
+    if observation_applies(state, now) {
+        props.insert(Field::Follow.name(serial), follow_value(true).to_string());
+    }
     if let Some(p) = profile {
         props.extend(profile_properties(serial, p));
         next.profile_fetched = true;
@@ -128,14 +142,27 @@ mod tests {
     }
 
     #[test]
-    fn a_follow_observation_is_never_older_than_what_was_applied() {
+    fn a_follow_observation_older_than_an_applied_event_changes_nothing() {
         let seen = FriendState { follow_ts: Some(100), following: Some(true), ..FriendState::default() };
-        let blocked = observe_follow(&seen, false, 50);
-        assert_eq!((blocked.following, blocked.follow_ts), (Some(false), Some(100)));
+        let older = observe_follow(&seen, false, 50);
+        assert_eq!(older, seen, "an observation made before the applied event is out of date");
         let later = observe_follow(&seen, false, 200);
-        assert_eq!(later.follow_ts, Some(200));
+        assert_eq!((later.following, later.follow_ts), (Some(false), Some(200)));
+        let same = observe_follow(&seen, false, 100);
+        assert_eq!((same.following, same.follow_ts), (Some(false), Some(100)), "a tie goes to the observation");
         let first = observe_follow(&FriendState::default(), true, 7);
         assert_eq!((first.following, first.follow_ts), (Some(true), Some(7)));
         assert_eq!((follow_value(true), follow_value(false)), ("Yes", "No"));
+    }
+
+    #[test]
+    fn linking_with_an_observation_older_than_an_applied_unfollow_leaves_follow_alone() {
+        let blocked = FriendState { follow_ts: Some(300), following: Some(false), ..FriendState::default() };
+        let (props, state) = link_properties(1, "U1", None, &blocked, Some("2024-01-02"), 200);
+        assert!(!props.contains_key("line_follow_1"), "{props:?}");
+        assert_eq!((state.following, state.follow_ts), (Some(false), Some(300)));
+        let (props, state) = link_properties(1, "U1", None, &blocked, Some("2024-01-02"), 400);
+        assert_eq!(props.get("line_follow_1").map(String::as_str), Some("Yes"));
+        assert_eq!((state.following, state.follow_ts), (Some(true), Some(400)));
     }
 }

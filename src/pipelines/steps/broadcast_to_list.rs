@@ -207,7 +207,7 @@ impl Step for BroadcastToList {
             if chunk.attempts == 0 && left.is_some_and(|left| left < n) {
                 return Err(self.hold(ctx, pending, left.unwrap_or(0)).await?);
             }
-            ctx.store.broadcast_attempt(ctx.run_id, step, ctx.account.id.clone(), chunk.chunk, now).await?;
+            ctx.store.broadcast_attempt(ctx.lease(), step, ctx.account.id.clone(), chunk.chunk, now).await?;
             let to: Vec<String> = chunk.recipients.iter().map(|(u, _)| u.clone()).collect();
             match self.send(ctx, &to, &messages, &chunk.retry_key).await {
                 Ok(SendOutcome::Accepted { request_id }) => {
@@ -261,7 +261,7 @@ impl BroadcastToList {
             let text = ctx.checkpoint_text(&*cursor)?;
             ctx.store
                 .broadcast_add_recipients(
-                    ctx.run_id,
+                    ctx.lease(),
                     step,
                     ctx.account.id.clone(),
                     recipients,
@@ -275,7 +275,7 @@ impl BroadcastToList {
         let chunks = ctx
             .store
             .broadcast_make_chunks(
-                ctx.run_id,
+                ctx.lease(),
                 step,
                 ctx.account.id.clone(),
                 MULTICAST_RECIPIENTS,

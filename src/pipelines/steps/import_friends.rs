@@ -62,6 +62,8 @@ impl Step for ImportFriends {
         let mut cursor: Cursor = ctx.cursor()?.unwrap_or_default();
         let token = ctx.account.channel_access_token.clone();
         loop {
+            // The list and the profiles show who follows as of the moment linehub asked.
+            let observed_at = ctx.clock.now_ms();
             let friends = ctx
                 .line
                 .followers(&token, cursor.start.as_deref(), page_size)
@@ -84,7 +86,6 @@ impl Step for ImportFriends {
                 .collect();
             ctx.report.count("unchanged", seen - new.len() as u64);
             let read = if profiles { ctx.profiles(&new).await? } else { Vec::new() };
-            let now = ctx.clock.now_ms();
             let mut page = Page::default();
             for (i, user) in new.into_iter().enumerate() {
                 let profile = read.get(i).cloned().flatten();
@@ -100,7 +101,7 @@ impl Step for ImportFriends {
                     profile.as_ref().map(Profile::contact_fields),
                     &state,
                     None,
-                    now,
+                    observed_at,
                 );
                 ctx.report.count("queued", 1);
                 ctx.report.sample("queued", || {

@@ -131,9 +131,10 @@ impl ImportLineIdsFromList {
         }
         let users: Vec<String> = candidates.iter().map(|(_, u)| u.clone()).collect();
         let links = ctx.store.contact_links(users.clone()).await?;
+        // A profile answer shows the user following as of the moment linehub asked.
+        let observed_at = ctx.clock.now_ms();
         let profiles = ctx.profiles(&users).await?;
         let states = ctx.friend_states(&users).await?;
-        let now = ctx.clock.now_ms();
         for ((contact, user), profile) in candidates.into_iter().zip(profiles) {
             if let Some(other) = links.get(&user).filter(|other| **other != contact.id) {
                 ctx.report.count("linked_elsewhere", 1);
@@ -154,7 +155,7 @@ impl ImportLineIdsFromList {
             };
             let state = states.get(&user).cloned().unwrap_or_default();
             let sync = contact.properties.get(&ctx.property(Field::IdSyncDate)).map(String::as_str);
-            let (props, next) = link_properties(ctx.serial, &user, Some(profile.contact_fields()), &state, sync, now);
+            let (props, next) = link_properties(ctx.serial, &user, Some(profile.contact_fields()), &state, sync, observed_at);
             let changes = diff(&contact.properties, &props);
             if !links.contains_key(&user) {
                 page.links.push((user.clone(), contact.id.clone()));

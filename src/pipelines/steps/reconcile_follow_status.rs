@@ -19,7 +19,7 @@ use super::{Step, StepError};
 use crate::pipelines::{Checks, Page, StepContext};
 use crate::hubspot::{api, reads};
 use crate::store::Op;
-use crate::sync::link::{follow_value, observe_follow};
+use crate::sync::link::{follow_value, observation_applies, observe_follow};
 use crate::sync::properties::Field;
 
 /// The `with:` block.
@@ -56,9 +56,10 @@ impl Step for ReconcileFollowStatus {
             let ids: Vec<String> = linked.iter().map(|(_, c)| c.clone()).collect();
             let contacts = reads::contacts(&ctx.hubspot, &ids, std::slice::from_ref(&follow)).await?;
             let users: Vec<String> = linked.iter().map(|(u, _)| u.clone()).collect();
+            // A profile answer (or 404) shows whether the user follows as of the moment linehub asked.
+            let observed_at = ctx.clock.now_ms();
             let profiles = ctx.profiles(&users).await?;
             let states = ctx.friend_states(&users).await?;
-            let now = ctx.clock.now_ms();
             let mut page = Page::default();
             for ((user, contact_id), profile) in linked.into_iter().zip(profiles) {
                 let Some(contact) = contacts.iter().find(|c| c.id == contact_id) else {
@@ -69,7 +70,12 @@ impl Step for ReconcileFollowStatus {
                 let following = profile.is_some();
                 let truth = follow_value(following);
                 let state = states.get(&user).cloned().unwrap_or_default();
-                page.friends.push(((ctx.serial, user.clone()), observe_follow(&state, following, now)));
+                if !observation_applies(&state, observed_at) {
+                    // A follow or unfollow newer than LINE's answer was applied meanwhile.
+                    ctx.report.count("newer_event", 1);
+                    continue;
+                }
+                page.friends.push(((ctx.serial, user.clone()), observe_follow(&state, following, observed_at)));
                 let current = contact.properties.get(&follow).map(String::as_str);
                 if current == Some(truth) {
                     ctx.report.count("in_sync", 1);
