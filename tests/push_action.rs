@@ -49,7 +49,7 @@ async fn a_workflow_push_reaches_the_contact_with_tokens_and_is_logged_and_compl
     let (status, answer) = w.post_signed_action(action_body("ap-1", &contact, inputs)).await;
     assert_eq!(status, 200, "{answer}");
     assert!(blocked(&answer), "{answer}");
-    assert_eq!(answer["outputFields"]["hs_expiration_duration"], "P1D");
+    assert_eq!(answer["outputFields"]["hs_expiration_duration"], "P2D");
 
     let report = w.daemon.settle().await.unwrap();
     assert_eq!((report.notes, report.completions), (1, 1), "{report:?}");
@@ -388,5 +388,40 @@ async fn a_push_still_unsent_23_hours_after_its_first_attempt_fails_and_is_never
     let error = done.output_fields["error"].as_str().unwrap_or_default();
     assert!(error.contains("retry key has expired"), "{error}");
     assert!(notes_of(&w, &contact).is_empty(), "nothing was sent, so nothing is logged");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_push_not_sent_before_hubspot_stops_waiting_fails_in_time_for_its_completion() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let (user, contact) = linked_friend(&w, "Sora");
+    push(&w, "ap-late", &contact, "Hi").await;
+    // HubSpot cannot be read for 30 hours, so the push is not even tried...
+    w.sandbox.faults().outage(Service::HubSpot, Outage::Requests(u32::MAX));
+    for _ in 0..30 {
+        w.clock.advance(Duration::from_secs(3600));
+        w.daemon.settle().await.unwrap();
+    }
+    // ...then LINE is down: the push is tried, and fails, for hours.
+    w.sandbox.faults().clear(Service::HubSpot);
+    w.sandbox.faults().outage(Service::Line, Outage::Requests(u32::MAX));
+    for _ in 0..16 {
+        w.clock.advance(Duration::from_secs(3600));
+        w.daemon.settle().await.unwrap();
+    }
+    let sends = w.daemon.store().sends(10).await.unwrap();
+    assert_eq!(sends[0].state, "pending", "46 hours in, still tried: {sends:?}");
+    // 47 hours after the workflow asked, it gives up, while HubSpot still waits (two days).
+    w.clock.advance(Duration::from_secs(3600 + 60));
+    w.daemon.settle().await.unwrap();
+    w.sandbox.faults().clear(Service::Line);
+    w.daemon.settle().await.unwrap();
+    assert!(pushes_to(&w, &user).is_empty());
+    let sends = w.daemon.store().sends(10).await.unwrap();
+    assert_eq!(sends[0].state, "failed", "{sends:?}");
+    let done = w.sandbox.hubspot().callback("ap-late").expect("completed before HubSpot stopped waiting");
+    assert_eq!(done.output_fields["hs_execution_state"], "FAIL_CONTINUE");
+    assert!(done.output_fields["error"].as_str().unwrap_or_default().contains("47 hours"), "{done:?}");
     w.sandbox.assert_no_violations();
 }

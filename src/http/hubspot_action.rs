@@ -19,11 +19,8 @@ use serde_json::json;
 use super::AppState;
 use super::refusals::refused;
 use crate::hubspot::signature::{self, SignatureHeaders, SignedRequest};
-use crate::sends::{ActionRequest, RequestError};
+use crate::sends::{ActionRequest, BLOCK_FOR, RequestError};
 use crate::store::sends::Stored;
-
-/// How long HubSpot should keep the execution waiting for linehub's completion.
-const EXPIRATION: &str = "P1D";
 
 /// The handler.
 pub async fn push_line_message(State(app): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -69,7 +66,7 @@ pub async fn push_line_message(State(app): State<AppState>, uri: Uri, headers: H
             return error(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; retry later");
         }
     }
-    outputs(json!({ "hs_execution_state": "BLOCK", "hs_expiration_duration": EXPIRATION }))
+    outputs(json!({ "hs_execution_state": "BLOCK", "hs_expiration_duration": BLOCK_FOR }))
 }
 
 fn outputs(fields: serde_json::Value) -> Response {

@@ -15,5 +15,13 @@ pub mod tokens;
 pub use request::{ActionRequest, Draft, RequestError};
 pub use sender::{SendReport, Sender};
 
+/// How long HubSpot is asked to keep a workflow execution waiting for linehub's completion (ISO
+/// 8601). Longer than a send can take: see [`SEND_DEADLINE_MS`].
+pub const BLOCK_FOR: &str = "P2D";
+/// A workflow push not sent this long after HubSpot asked for it fails instead of being tried
+/// again: an hour before HubSpot stops waiting ([`BLOCK_FOR`]), so the completion still lands.
+/// (Attempts also stop 23 hours after the first, when LINE forgets the retry key.)
+pub const SEND_DEADLINE_MS: i64 = 47 * 3600 * 1000;
+
 /// A stored send that is due, with its drafts read back.
 pub type DueSend = crate::store::sends::DueSend<Draft>;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::{Draft, DueSend};
+use super::{Draft, DueSend, SEND_DEADLINE_MS};
 use crate::clock::{Clock, millis};
 use crate::config::{Account, Config};
 use crate::hubspot::html::{self, escape};
@@ -83,6 +83,11 @@ impl Sender {
             let mut ready = Vec::new();
             let mut unprepared = Vec::new();
             for send in fresh {
+                if send.callback_id.is_some() && self.clock.now_ms() - send.created_at > SEND_DEADLINE_MS {
+                    let why = "not sent within 47 hours of the workflow's request; HubSpot stops waiting soon after";
+                    self.record(&send, None, Step::Failed(why.into()), &mut report).await?;
+                    continue;
+                }
                 let account = config.account(&send.account_id).filter(|a| a.active);
                 match (account, serials.get(&send.account_id), send.prepared.clone()) {
                     (Some(account), Some(_), Some(prepared)) => ready.push((send, account.clone(), prepared)),
@@ -320,6 +325,7 @@ mod tests {
             prepared: None,
             attempts: 1,
             first_attempt_at: None,
+            created_at: 0,
         };
         let messages = [
             serde_json::json!({"type": "text", "text": "<b>Hi</b> & bye\nline 2"}),
@@ -346,6 +352,7 @@ mod tests {
             prepared: None,
             attempts: 1,
             first_attempt_at: None,
+            created_at: 0,
         };
         let quotes = serde_json::json!({"type": "text", "text": "\"".repeat(5000)});
         let body = note(&send, "Tokyo", &vec![quotes; 5], "req-9");

@@ -64,6 +64,8 @@ pub struct DueSend<D> {
     pub attempts: i64,
     /// When the first attempt was made (ms).
     pub first_attempt_at: Option<i64>,
+    /// When HubSpot asked for it (ms).
+    pub created_at: i64,
 }
 
 /// A send as `linehub sends` and tests see it.
@@ -131,7 +133,7 @@ impl Store {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, callback_id, account_id, contact_id, drafts, notification_disabled, retry_key,
-                        user_id, payload, attempts, first_attempt_at
+                        user_id, payload, attempts, first_attempt_at, created_at
                  FROM sends WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![now, limit as i64], |r| {
@@ -152,6 +154,7 @@ impl Store {
                     },
                     attempts: r.get(9)?,
                     first_attempt_at: r.get(10)?,
+                    created_at: r.get(11)?,
                 })
             })?;
             rows.collect()
