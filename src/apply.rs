@@ -88,6 +88,9 @@ impl Applier {
                     if let Some(Op::Contact { properties, .. }) = batch.ops.get_mut(*op_index) {
                         properties.extend(sync::link::profile_properties(*serial, p.contact_fields()));
                     }
+                    if let Some(s) = states.get_mut(&(*serial, user.clone())) {
+                        sync::link::remember_profile(s, p.contact_fields());
+                    }
                 }
                 // 404: not a friend any more, or no consent; the contact still gets the user id.
                 Ok(None) => {}

@@ -342,6 +342,35 @@ async fn a_contact_deleted_in_hubspot_is_recreated_by_the_next_event() {
 }
 
 #[tokio::test]
+async fn a_contact_deleted_in_hubspot_comes_back_whole() {
+    let w = World::new().await;
+    let user = line::random_user_id();
+    w.friend("tokyo", &user, "Sato Hanako");
+    w.friend("osaka", &user, "Sato Hanako");
+    w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
+    w.deliver("osaka", vec![line::follow(&user, T0 + 1, false)]).await;
+    w.daemon.settle().await.unwrap();
+    let first = w.contact("line_user_id_1", &user);
+    w.sandbox.hubspot().delete_contact(&first.id).unwrap();
+    // Only a message to one account: the recreated contact still gets everything linehub knows.
+    w.deliver("tokyo", vec![line::text_message(&user, T0 + 10, "I am back")]).await;
+    w.daemon.settle().await.unwrap();
+    let again = w.contact("line_user_id_1", &user);
+    assert_ne!(again.id, first.id);
+    let p = &again.properties;
+    for n in [1, 2] {
+        assert_eq!(p[&format!("line_user_id_{n}")], user, "{p:#?}");
+        assert_eq!(p[&format!("line_user_name_{n}")], "Sato Hanako", "{p:#?}");
+        assert_eq!(p[&format!("line_user_picture_{n}")], format!("https://profile.line-scdn.net/{user}"));
+        assert_eq!(p[&format!("line_follow_{n}")], "Yes");
+        assert_eq!(p[&format!("line_id_sync_date_{n}")], "2025-11-24");
+    }
+    assert_eq!(p["line_last_response_1"], "I am back");
+    assert_eq!(p["line_unanswered_1"], "Yes");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
 async fn events_without_a_user_and_group_events_are_kept_and_skipped() {
     let w = World::new().await;
     let mut anonymous = line::follow(&line::random_user_id(), T0, false);

@@ -43,6 +43,7 @@ pub(super) async fn ensure_properties(core: &Core) -> anyhow::Result<usize> {
     let accounts: Vec<(String, i64)> =
         serials.into_iter().filter(|(id, _)| config.account(id).is_some_and(|a| a.active)).collect();
     let created = properties::ensure(core.writer.client(), &accounts).await?;
+    core.writer.set_property_serials(accounts.iter().map(|(_, serial)| *serial).collect());
     if created > 0 {
         tracing::info!(created, "HubSpot properties created");
     }

@@ -38,11 +38,13 @@ pub fn put_friends<'a>(
     friends: impl Iterator<Item = (&'a (i64, String), &'a FriendState)>,
 ) -> rusqlite::Result<()> {
     let mut friend = conn.prepare_cached(
-        "INSERT INTO friends (serial, user_id, follow_ts, response_ts, synced_on, profile_fetched, following)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO friends (serial, user_id, follow_ts, response_ts, synced_on, profile_fetched, following,
+                              display_name, picture_url)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (serial, user_id) DO UPDATE SET follow_ts = excluded.follow_ts,
            response_ts = excluded.response_ts, synced_on = excluded.synced_on,
-           profile_fetched = excluded.profile_fetched, following = excluded.following",
+           profile_fetched = excluded.profile_fetched, following = excluded.following,
+           display_name = excluded.display_name, picture_url = excluded.picture_url",
     )?;
     for ((serial, user), s) in friends {
         friend.execute(params![
@@ -52,10 +54,26 @@ pub fn put_friends<'a>(
             s.response_ts,
             s.synced_on,
             s.profile_fetched,
-            s.following
+            s.following,
+            s.name,
+            s.picture
         ])?;
     }
     Ok(())
+}
+
+/// A friend state from a row of `follow_ts, response_ts, synced_on, profile_fetched, following,
+/// display_name, picture_url`.
+fn friend_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<FriendState> {
+    Ok(FriendState {
+        follow_ts: r.get(0)?,
+        response_ts: r.get(1)?,
+        synced_on: r.get(2)?,
+        profile_fetched: r.get(3)?,
+        following: r.get(4)?,
+        name: r.get(5)?,
+        picture: r.get(6)?,
+    })
 }
 
 /// Stores friend states observed by a pipeline step inside an existing write transaction,
@@ -69,23 +87,13 @@ pub fn merge_friends<'a>(
     friends: impl Iterator<Item = (&'a (i64, String), &'a FriendState)>,
 ) -> rusqlite::Result<Vec<(i64, String)>> {
     let mut read = conn.prepare_cached(
-        "SELECT follow_ts, response_ts, synced_on, profile_fetched, following FROM friends
-         WHERE serial = ?1 AND user_id = ?2",
+        "SELECT follow_ts, response_ts, synced_on, profile_fetched, following, display_name, picture_url
+         FROM friends WHERE serial = ?1 AND user_id = ?2",
     )?;
     let mut merged = Vec::new();
     let mut stale = Vec::new();
     for (key, page) in friends {
-        let stored = read
-            .query_row(params![key.0, key.1], |r| {
-                Ok(FriendState {
-                    follow_ts: r.get(0)?,
-                    response_ts: r.get(1)?,
-                    synced_on: r.get(2)?,
-                    profile_fetched: r.get(3)?,
-                    following: r.get(4)?,
-                })
-            })
-            .optional()?;
+        let stored = read.query_row(params![key.0, key.1], friend_state).optional()?;
         let Some(stored) = stored else {
             merged.push((key, page.clone()));
             continue;
@@ -99,6 +107,10 @@ pub fn merge_friends<'a>(
         next.response_ts = stored.response_ts.max(page.response_ts);
         next.synced_on = stored.synced_on.or(next.synced_on);
         next.profile_fetched |= stored.profile_fetched;
+        if next.name.is_none() {
+            next.name = stored.name;
+            next.picture = stored.picture;
+        }
         merged.push((key, next));
     }
     put_friends(conn, merged.iter().map(|(k, s)| (*k, s)))?;
@@ -126,24 +138,34 @@ impl Store {
     ) -> Result<HashMap<(i64, String), FriendState>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT follow_ts, response_ts, synced_on, profile_fetched, following FROM friends
-                 WHERE serial = ?1 AND user_id = ?2",
+                "SELECT follow_ts, response_ts, synced_on, profile_fetched, following, display_name, picture_url
+                 FROM friends WHERE serial = ?1 AND user_id = ?2",
             )?;
             let mut out = HashMap::new();
             for (serial, user) in keys {
-                let state = stmt
-                    .query_row(params![serial, user], |r| {
-                        Ok(FriendState {
-                            follow_ts: r.get(0)?,
-                            response_ts: r.get(1)?,
-                            synced_on: r.get(2)?,
-                            profile_fetched: r.get(3)?,
-                            following: r.get(4)?,
-                        })
-                    })
-                    .optional()?
-                    .unwrap_or_default();
+                let state = stmt.query_row(params![serial, user], friend_state).optional()?.unwrap_or_default();
                 out.insert((serial, user), state);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// What linehub knows of each of these users on every account, by user: (serial, state).
+    pub async fn friends_of_users(
+        &self,
+        users: Vec<String>,
+    ) -> Result<HashMap<String, Vec<(i64, FriendState)>>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT follow_ts, response_ts, synced_on, profile_fetched, following, display_name, picture_url,
+                        serial
+                 FROM friends WHERE user_id = ?1 ORDER BY serial",
+            )?;
+            let mut out = HashMap::new();
+            for user in users {
+                let rows = stmt.query_map([&user], |r| Ok((r.get::<_, i64>(7)?, friend_state(r)?)))?;
+                out.insert(user, rows.collect::<Result<Vec<_>, _>>()?);
             }
             Ok(out)
         })

@@ -144,6 +144,9 @@ const STEPS: &[&str] = &[
     ALTER TABLE owner_tasks_v5 RENAME TO owner_tasks;
     ALTER TABLE sends ADD COLUMN note_asked INTEGER NOT NULL DEFAULT 0;
     UPDATE sends SET note_asked = 1, note_id = NULL WHERE note_id = '';",
+    // 6: the last profile read of each friend, so a contact deleted in HubSpot is recreated whole.
+    "ALTER TABLE friends ADD COLUMN display_name TEXT;
+    ALTER TABLE friends ADD COLUMN picture_url TEXT;",
 ];
 
 /// The schema version this build expects.

@@ -399,6 +399,7 @@ mod tests {
             response_ts,
             synced_on: Some("2026-01-01".into()),
             profile_fetched: true,
+            ..FriendState::default()
         }
     }
 

@@ -37,6 +37,31 @@ pub fn profile_properties(serial: i64, profile: LineProfile<'_>) -> BTreeMap<Str
     props
 }
 
+/// Records a profile just read in the friend's state.
+pub fn remember_profile(state: &mut FriendState, profile: LineProfile<'_>) {
+    state.profile_fetched = true;
+    state.name = Some(profile.name.to_string());
+    state.picture = profile.picture.map(str::to_string);
+}
+
+/// Everything linehub knows of `user` on account serial `serial`, as contact properties: the
+/// user id, name and picture, follow state and sync date. A contact created (or created again,
+/// after it was deleted in HubSpot) starts from these, so it is never only half a LINE contact.
+pub fn contact_properties(serial: i64, user: &str, state: &FriendState) -> BTreeMap<String, String> {
+    let mut props = BTreeMap::new();
+    props.insert(Field::UserId.name(serial), user.to_string());
+    if let Some(following) = state.following {
+        props.insert(Field::Follow.name(serial), follow_value(following).to_string());
+    }
+    if let Some(day) = &state.synced_on {
+        props.insert(Field::IdSyncDate.name(serial), day.clone());
+    }
+    if let Some(name) = &state.name {
+        props.extend(profile_properties(serial, LineProfile { name, picture: state.picture.as_deref() }));
+    }
+    props
+}
+
 /// The value of `LINE Follow _N` for a user who does (`Yes`) or does not (`No`) follow.
 pub fn follow_value(following: bool) -> &'static str {
     if following { YES } else { NO }
@@ -83,7 +108,7 @@ pub fn link_properties(
     }
     if let Some(p) = profile {
         props.extend(profile_properties(serial, p));
-        next.profile_fetched = true;
+        remember_profile(&mut next, p);
     }
     match (state.synced_on.as_deref(), existing_sync_date) {
         (Some(day), _) | (None, Some(day)) => next.synced_on = Some(day.to_string()),
@@ -99,6 +124,20 @@ pub fn link_properties(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contact_is_made_from_everything_known_of_the_friend() {
+        let mut state =
+            FriendState { following: Some(false), synced_on: Some("2024-05-06".into()), ..Default::default() };
+        let props = contact_properties(3, "U1", &state);
+        let pairs: Vec<_> = props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, [("line_follow_3", "No"), ("line_id_sync_date_3", "2024-05-06"), ("line_user_id_3", "U1")]);
+        remember_profile(&mut state, LineProfile { name: "Sato", picture: Some("https://p/1") });
+        let props = contact_properties(3, "U1", &state);
+        assert_eq!(props["line_user_name_3"], "Sato");
+        assert_eq!(props["line_user_picture_3"], "https://p/1");
+        assert!(state.profile_fetched);
+    }
 
     #[test]
     fn line_user_ids_are_u_and_32_lower_case_hex_digits() {

@@ -25,6 +25,11 @@ pub struct FriendState {
     pub profile_fetched: bool,
     /// Whether the user follows the account, as of `follow_ts` (`None`: never seen).
     pub following: Option<bool>,
+    /// The display name from the last profile read, kept so a contact deleted in HubSpot can
+    /// be recreated whole.
+    pub name: Option<String>,
+    /// The picture URL from the last profile read (`None` also when the user has none).
+    pub picture: Option<String>,
 }
 
 /// What one activity leads to.

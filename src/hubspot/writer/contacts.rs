@@ -3,6 +3,8 @@
 //! updated), and the lookup of contacts for changes that must not create one (an unfollow from
 //! someone linehub never saw).
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -10,6 +12,7 @@ use super::batch::{Group, batch_errors, ids_by_email, props, user_of};
 use super::{DrainReport, Writer, WriterError};
 use crate::hubspot::api;
 use crate::hubspot::error::{HubSpotError, existing_id};
+use crate::sync::link::contact_properties;
 
 /// A change that must not create a contact waits this long for one to appear…
 const PARKED_FOR_MS: i64 = 24 * 3600 * 1000;
@@ -72,11 +75,22 @@ impl Writer {
         chunk: Vec<Group>,
         report: &mut DrainReport,
     ) -> Result<bool, WriterError> {
+        // A contact starts from everything linehub knows of the user on each account (it may
+        // have been deleted in HubSpot and be coming back), then the changes that create it.
+        let users: Vec<String> = chunk.iter().map(|g| user_of(&g.op).to_string()).collect();
+        let known = self.store.friends_of_users(users).await?;
+        let serials = self.property_serials.read().map(|s| s.clone()).unwrap_or_default();
         let inputs: Vec<Value> = chunk
             .iter()
             .map(|g| {
                 let user = user_of(&g.op);
-                let mut p = props(&g.op);
+                let mut p = BTreeMap::new();
+                for (serial, state) in known.get(user).into_iter().flatten() {
+                    if serials.contains(serial) {
+                        p.extend(contact_properties(*serial, user, state));
+                    }
+                }
+                p.extend(props(&g.op));
                 p.insert("email".into(), self.config.dummy_email(user));
                 json!({ "properties": p, "objectWriteTraceId": user })
             })

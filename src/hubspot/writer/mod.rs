@@ -87,6 +87,8 @@ pub struct Writer {
     outage_streak: AtomicI64,
     /// Set when HubSpot says a property is missing: the properties must be ensured again.
     properties_stale: AtomicBool,
+    /// Serials whose properties exist (see [`Writer::set_property_serials`]).
+    property_serials: std::sync::RwLock<Vec<i64>>,
 }
 
 impl Writer {
@@ -100,6 +102,15 @@ impl Writer {
             paused_until: AtomicI64::new(0),
             outage_streak: AtomicI64::new(0),
             properties_stale: AtomicBool::new(false),
+            property_serials: std::sync::RwLock::default(),
+        }
+    }
+
+    /// The account serials whose properties exist in HubSpot (the active accounts): a contact is
+    /// created with what linehub knows of the user on each of them.
+    pub fn set_property_serials(&self, serials: Vec<i64>) {
+        if let Ok(mut s) = self.property_serials.write() {
+            *s = serials;
         }
     }
 
