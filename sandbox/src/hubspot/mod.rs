@@ -538,6 +538,12 @@ impl HubSpotControl {
         self.state().callbacks.expire(callback_id);
     }
 
+    /// Makes HubSpot forget a workflow-action callback, as when its workflow or action is
+    /// deleted before it is completed: completing `callback_id` answers 404 from now on.
+    pub fn forget_callback(&self, callback_id: &str) {
+        self.state().callbacks.forget(callback_id);
+    }
+
     /// Creates a contact list with these member contact ids; returns its list id.
     pub fn add_list(&self, name: &str, members: &[&str]) -> Result<String, ControlError> {
         let mut state = self.state();
