@@ -47,7 +47,7 @@ pub use store::Association;
 
 use crate::contract::{Matched, RequestParts, Violation, ViolationKind};
 use crate::error::ControlError;
-use crate::faults::{Injected, Service};
+use crate::faults::{Injected, RateLimit, Service};
 use crate::reply::Reply;
 use crate::server::{SandboxConfig, Shared};
 use crate::{lock, specs, time};
@@ -248,11 +248,22 @@ pub(crate) fn handle(shared: &Shared, req: &RequestParts<'_>) -> Reply {
     *state.stats.by_endpoint.entry(matched.endpoint()).or_default() += 1;
     match shared.faults.take(Service::HubSpot) {
         Some(Injected::Outage) => return error::unavailable(),
-        Some(Injected::RateLimited) => {
+        Some(Injected::RateLimited(limit)) => {
             state.stats.rate_limited += 1;
-            let mut reply = error::rate_limited(Policy::TenSecondlyRolling);
+            let policy = if limit.daily { Policy::Daily } else { Policy::TenSecondlyRolling };
+            let mut reply = error::rate_limited(policy);
             for (name, value) in state.limiter.exhausted_headers() {
+                let value = match (name, &limit) {
+                    ("x-hubspot-ratelimit-interval-milliseconds", RateLimit { interval_ms: Some(ms), .. }) => {
+                        ms.to_string()
+                    }
+                    ("x-hubspot-ratelimit-daily-remaining", RateLimit { daily: true, .. }) => "0".to_string(),
+                    _ => value,
+                };
                 reply = reply.with_header(name, value);
+            }
+            if let Some(value) = limit.retry_after {
+                reply = reply.with_header("retry-after", value);
             }
             return reply;
         }
