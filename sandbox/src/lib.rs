@@ -53,7 +53,9 @@ pub use error::ControlError;
 pub use faults::{FaultControl, Hold, Outage, RateLimit, Service};
 pub use hubspot::actions as hubspot_actions;
 pub use hubspot::signing as hubspot_signing;
-pub use hubspot::{Activity, CallbackCompletion, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec};
+pub use hubspot::{
+    Activity, CallbackCompletion, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec, RecordedRequest,
+};
 pub use line::webhook;
 pub use line::{ChannelSpec, Friend, LineControl, Profile, SendKind, SentMessage};
 pub use server::{Sandbox, SandboxConfig, serve};

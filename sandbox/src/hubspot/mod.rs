@@ -93,6 +93,19 @@ pub(crate) struct HubSpotState {
     stats: HubSpotStats,
     token: String,
     lag: Duration,
+    /// The bodies of requests, kept only while a test asks for them
+    /// ([`HubSpotControl::record_requests`]): benchmarks send too many to keep.
+    journal: Option<Vec<RecordedRequest>>,
+}
+
+/// One HubSpot API request as a test sees it, when recording ([`HubSpotControl::record_requests`]):
+/// which inputs of a batch were sent how often.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// `METHOD /crm/v3/template`, as in [`HubSpotStats::by_endpoint`].
+    pub endpoint: String,
+    /// The JSON body (null when there is none).
+    pub body: Value,
 }
 
 impl HubSpotState {
@@ -113,6 +126,7 @@ impl HubSpotState {
             stats: HubSpotStats { burst_limit: cfg.hubspot_burst_per_10s, ..HubSpotStats::default() },
             token: cfg.hubspot_token.clone(),
             lag: cfg.search_lag,
+            journal: None,
         }
     }
 
@@ -246,6 +260,9 @@ pub(crate) fn handle(shared: &Shared, req: &RequestParts<'_>) -> Reply {
         }
     };
     *state.stats.by_endpoint.entry(matched.endpoint()).or_default() += 1;
+    if let Some(journal) = state.journal.as_mut() {
+        journal.push(RecordedRequest { endpoint: matched.endpoint(), body: matched.body.clone().unwrap_or_default() });
+    }
     match shared.faults.take(Service::HubSpot) {
         Some(Injected::Outage) => return error::unavailable(),
         Some(Injected::RateLimited(limit)) => {
@@ -582,6 +599,18 @@ impl HubSpotControl {
             },
         );
         Ok(id.to_string())
+    }
+
+    /// Starts keeping the body of every on-contract request (refused ones included) from now
+    /// on, forgetting any kept before; see [`HubSpotControl::recorded_requests`].
+    pub fn record_requests(&self) {
+        self.state().journal = Some(Vec::new());
+    }
+
+    /// The requests kept since [`HubSpotControl::record_requests`], oldest first (none if it
+    /// was not called).
+    pub fn recorded_requests(&self) -> Vec<RecordedRequest> {
+        self.state().journal.clone().unwrap_or_default()
     }
 
     /// Request statistics so far.
