@@ -392,6 +392,44 @@ async fn a_push_still_unsent_23_hours_after_its_first_attempt_fails_and_is_never
 }
 
 #[tokio::test]
+async fn an_unknown_or_expired_callback_does_not_sink_the_completions_batched_with_it() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let friends = w.friends_with_contacts("tokyo", 1, 4);
+    let callbacks = ["ap-batch-ok-1", "ap-batch-unknown", "ap-batch-ok-2", "ap-batch-expired"];
+    for ((_, contact), callback) in friends.iter().zip(callbacks) {
+        push(&w, callback, contact, "Hi").await;
+    }
+    // HubSpot refuses a whole completion batch for one bad callback: 404 for one it no longer
+    // knows, 400 for one that expired.
+    w.sandbox.hubspot().forget_callback("ap-batch-unknown");
+    w.sandbox.hubspot().expire_callback("ap-batch-expired");
+    for _ in 0..8 {
+        w.daemon.settle().await.unwrap();
+        w.clock.advance(Duration::from_secs(600));
+    }
+    for ok in ["ap-batch-ok-1", "ap-batch-ok-2"] {
+        let done = w.sandbox.hubspot().callback(ok).unwrap_or_else(|| panic!("{ok} was not completed"));
+        assert_eq!(done.output_fields["hs_execution_state"], "SUCCESS");
+    }
+    let dead = dead_letters(&w);
+    let refused: Vec<(String, String)> = dead
+        .iter()
+        .filter_map(|r| match &r.op {
+            linehub::store::Op::CompleteAction { callback_id, .. } => {
+                Some((callback_id.clone(), r.last_error.clone().unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "only the two bad callbacks are dead-lettered: {dead:#?}");
+    assert!(refused.iter().any(|(id, e)| id == "ap-batch-unknown" && e.contains("not found")), "{refused:?}");
+    assert!(refused.iter().any(|(id, e)| id == "ap-batch-expired" && e.contains("expired")), "{refused:?}");
+    assert_eq!(dead.len(), 2, "{dead:#?}");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
 async fn a_push_not_sent_before_hubspot_stops_waiting_fails_in_time_for_its_completion() {
     let w = World::new().await;
     w.daemon.ensure_properties().await.unwrap();
@@ -423,5 +461,42 @@ async fn a_push_not_sent_before_hubspot_stops_waiting_fails_in_time_for_its_comp
     let done = w.sandbox.hubspot().callback("ap-late").expect("completed before HubSpot stopped waiting");
     assert_eq!(done.output_fields["hs_execution_state"], "FAIL_CONTINUE");
     assert!(done.output_fields["error"].as_str().unwrap_or_default().contains("47 hours"), "{done:?}");
+    w.sandbox.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_note_for_a_contact_deleted_meanwhile_fails_alone_and_the_others_are_made_in_the_same_call() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    let friends = w.friends_with_contacts("tokyo", 1, 3);
+    for (i, (_, contact)) in friends.iter().enumerate() {
+        push(&w, &format!("ap-note-{i}"), contact, "Hi").await;
+    }
+    assert_eq!(w.daemon.send_pending().await.unwrap().sent, 3);
+    // The pushes went out; then someone deletes one of the contacts before the notes are made.
+    let gone = &friends[1].1;
+    w.sandbox.hubspot().delete_contact(gone).unwrap();
+    w.sandbox.hubspot().reset_stats();
+    let report = w.daemon.drain_outbox().await.unwrap();
+    assert_eq!(report.notes, 2, "{report:?}");
+    let stats = w.sandbox.hubspot().stats();
+    let note_creates: u64 =
+        stats.by_endpoint.iter().filter(|(k, _)| k.contains("/notes/batch/create")).map(|(_, v)| v).sum();
+    assert_eq!(note_creates, 1, "HubSpot reported the bad member by its trace id: {:?}", stats.by_endpoint);
+    for (i, (_, contact)) in friends.iter().enumerate() {
+        let expected = usize::from(i != 1);
+        assert_eq!(notes_of(&w, contact).len(), expected, "notes of friend {i}");
+    }
+    for _ in 0..6 {
+        w.clock.advance(Duration::from_secs(600));
+        w.daemon.settle().await.unwrap();
+    }
+    for i in 0..3 {
+        assert!(w.sandbox.hubspot().callback(&format!("ap-note-{i}")).is_some(), "ap-note-{i} was completed");
+    }
+    let dead = dead_letters(&w);
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert!(matches!(&dead[0].op, linehub::store::Op::SendNote { contact_id, .. } if contact_id == gone), "{dead:#?}");
+    assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains(gone.as_str())), "its own error: {dead:#?}");
     w.sandbox.assert_no_violations();
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ControlError;
-use crate::faults::{FaultControl, Outage, Service};
+use crate::faults::{FaultControl, Outage, RateLimit, Service};
 use crate::hubspot::{HubSpotControl, OwnerSpec};
 use crate::line::{ChannelSpec, LineControl, Profile};
 use crate::server::Shared;
@@ -230,8 +230,18 @@ enum FaultRequest {
     },
     /// `{"fault":"latency","service":"line","ms":250}` (0 removes it).
     Latency { service: Service, ms: u64 },
-    /// `{"fault":"rate_limit_storm","service":"hubspot","requests":10}`.
-    RateLimitStorm { service: Service, requests: u32 },
+    /// `{"fault":"rate_limit_storm","service":"hubspot","requests":10}`, optionally with
+    /// `"daily":true`, `"retryAfter":"30"` or `"intervalMs":60000` (see [`RateLimit`]).
+    RateLimitStorm {
+        service: Service,
+        requests: u32,
+        #[serde(default)]
+        daily: bool,
+        #[serde(rename = "retryAfter")]
+        retry_after: Option<String>,
+        #[serde(rename = "intervalMs")]
+        interval_ms: Option<u64>,
+    },
     /// `{"fault":"lose_responses","service":"line","requests":1}`: carried out, answered as an
     /// outage; with `"operation":"multicast"` only requests of that operation.
     LoseResponses { service: Service, requests: u32, operation: Option<String> },
@@ -258,8 +268,8 @@ async fn set_fault(State(shared): AppState, Json(req): Json<FaultRequest>) -> Re
         FaultRequest::Latency { service, ms } => {
             faults.latency(service, Duration::from_millis(ms));
         }
-        FaultRequest::RateLimitStorm { service, requests } => {
-            faults.rate_limit_storm(service, requests);
+        FaultRequest::RateLimitStorm { service, requests, daily, retry_after, interval_ms } => {
+            faults.rate_limit(service, RateLimit { daily, retry_after, interval_ms }, requests);
         }
         FaultRequest::LoseResponses { service, requests, operation: None } => faults.lose_responses(service, requests),
         FaultRequest::LoseResponses { service, requests, operation: Some(op) } => {

@@ -7,7 +7,9 @@
 //!
 //! - outage: LINE answers 500, HubSpot 503, for the next N requests or until an instant.
 //! - latency: every response of the service is delayed by a duration.
-//! - rate-limit storm: the next N requests get 429 with the service's real body and headers.
+//! - rate-limit storm: the next N requests get 429 with the service's real body and headers;
+//!   [`FaultControl::rate_limit`] chooses what the 429 says (HubSpot's daily limit, a
+//!   `Retry-After`, another window length), so a test can check the caller waits as told.
 //! - refusals: the next N requests get a given status (HubSpot's 423 or 477, a 429) with a given
 //!   `Retry-After`, e.g. one no honest service would send.
 //! - lost responses: the next N requests are carried out, then answered as an outage, as when a
@@ -50,8 +52,8 @@ pub enum Outage {
 pub(crate) enum Injected {
     /// Answer 500 (LINE) / 503 (HubSpot).
     Outage,
-    /// Answer 429.
-    RateLimited,
+    /// Answer 429, saying what [`RateLimit`] says.
+    RateLimited(RateLimit),
     /// Answer `status` with this `Retry-After` header (none when `None`).
     Refused {
         /// The HTTP status.
@@ -59,6 +61,20 @@ pub(crate) enum Injected {
         /// The raw `Retry-After` value.
         retry_after: Option<String>,
     },
+}
+
+/// What a 429 of [`FaultControl::rate_limit`] says. The default is the service's usual 429
+/// (HubSpot: the rolling 10-second window, no `Retry-After`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    /// HubSpot: the account's daily limit is spent (`policyName: DAILY`,
+    /// `X-HubSpot-RateLimit-Daily-Remaining: 0`) rather than the rolling window.
+    pub daily: bool,
+    /// The raw `Retry-After` header value, when the answer carries one.
+    pub retry_after: Option<String>,
+    /// HubSpot: `X-HubSpot-RateLimit-Interval-Milliseconds`, the window's length, instead of
+    /// 10000.
+    pub interval_ms: Option<u64>,
 }
 
 /// A gate set by [`FaultControl::hold_answers`]: answers of its service wait at it until
@@ -113,6 +129,8 @@ struct ServiceFaults {
     outage_until: Option<Instant>,
     latency: Option<Duration>,
     storm_requests: u32,
+    /// What the storm's 429s say.
+    storm: RateLimit,
     /// Requests still to be refused with `refusal`.
     refused_requests: u32,
     /// The status and `Retry-After` of [`FaultControl::refuse`].
@@ -170,7 +188,7 @@ impl FaultState {
         }
         if f.storm_requests > 0 {
             f.storm_requests -= 1;
-            return Some(Injected::RateLimited);
+            return Some(Injected::RateLimited(f.storm.clone()));
         }
         None
     }
@@ -217,7 +235,17 @@ impl FaultControl {
 
     /// Answers the next `requests` requests of `service` with 429 and the real headers and body.
     pub fn rate_limit_storm(&self, service: Service, requests: u32) {
-        self.with(service, |f| f.storm_requests = requests);
+        self.rate_limit(service, RateLimit::default(), requests);
+    }
+
+    /// Answers the next `requests` requests of `service` with a 429 that says what `limit`
+    /// says (HubSpot's daily limit, a `Retry-After`, another window length); nothing is carried
+    /// out.
+    pub fn rate_limit(&self, service: Service, limit: RateLimit, requests: u32) {
+        self.with(service, |f| {
+            f.storm_requests = requests;
+            f.storm = limit;
+        });
     }
 
     /// Answers the next `requests` requests of `service` with `status` (HubSpot: 423 locked, 477

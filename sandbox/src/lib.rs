@@ -50,10 +50,12 @@ mod violations;
 
 pub use contract::{Contract, ContractError, Violation, ViolationKind};
 pub use error::ControlError;
-pub use faults::{FaultControl, Hold, Outage, Service};
+pub use faults::{FaultControl, Hold, Outage, RateLimit, Service};
 pub use hubspot::actions as hubspot_actions;
 pub use hubspot::signing as hubspot_signing;
-pub use hubspot::{Activity, CallbackCompletion, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec};
+pub use hubspot::{
+    Activity, CallbackCompletion, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec, RecordedRequest,
+};
 pub use line::webhook;
 pub use line::{ChannelSpec, Friend, LineControl, Profile, SendKind, SentMessage};
 pub use server::{Sandbox, SandboxConfig, serve};

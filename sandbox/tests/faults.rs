@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{LINE_TOKEN, start, status_json};
-use linehub_sandbox::{Outage, Profile, Service, webhook};
+use linehub_sandbox::{Outage, Profile, RateLimit, Service, webhook};
 use serde_json::json;
 
 #[tokio::test]
@@ -57,6 +57,29 @@ async fn a_storm_answers_429_with_the_real_headers_then_clears() {
     h.sandbox.faults().rate_limit_storm(Service::Line, 3);
     h.sandbox.faults().clear(Service::Line);
     assert_eq!(status_json(h.line_get("/v2/bot/info").await).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_chosen_429_says_what_the_test_asked_for() {
+    let h = start().await;
+    let daily = RateLimit { daily: true, retry_after: Some("45".into()), interval_ms: None };
+    h.sandbox.faults().rate_limit(Service::HubSpot, daily, 1);
+    let resp = h.hs_get("/crm/v3/owners").await;
+    assert_eq!(resp.headers()["x-hubspot-ratelimit-daily-remaining"], "0");
+    assert_eq!(resp.headers()["retry-after"], "45");
+    let (status, body) = status_json(resp).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["policyName"], "DAILY");
+
+    let window = RateLimit { interval_ms: Some(60_000), ..RateLimit::default() };
+    h.sandbox.faults().rate_limit(Service::HubSpot, window, 1);
+    let resp = h.hs_get("/crm/v3/owners").await;
+    assert_eq!(resp.headers()["x-hubspot-ratelimit-interval-milliseconds"], "60000");
+    assert!(resp.headers().get("retry-after").is_none());
+    let (status, body) = status_json(resp).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["policyName"], "TEN_SECONDLY_ROLLING");
+    assert_eq!(status_json(h.hs_get("/crm/v3/owners").await).await.0, 200);
 }
 
 #[tokio::test]

@@ -9,11 +9,15 @@
 //!   unless a test has let it expire ([`super::HubSpotControl::expire_callback`], as a workflow
 //!   execution does once its `hs_expiration_duration` has passed): completing it then answers
 //!   400 `VALIDATION_ERROR` `Callback <id> has expired or does not exist`, and nothing changes;
+//!   or unless a test has made HubSpot forget it ([`super::HubSpotControl::forget_callback`], as
+//!   when its workflow or action is deleted): completing it then answers 404 `OBJECT_NOT_FOUND`
+//!   `Callback <id> not found`;
 //! - `outputFields.hs_execution_state` must be `SUCCESS` or `FAIL_CONTINUE` (a rule violation
 //!   otherwise);
 //! - completing an already-completed callback answers 400 `VALIDATION_ERROR`
 //!   `Callback <id> is already completed` and keeps the first completion;
-//! - a batch completes all its inputs or none;
+//! - a batch completes all its inputs or none: one expired, unknown or repeated input refuses
+//!   the whole batch with that input's answer (the first such input's, in input order);
 //! - every attempt of a well-formed request counts for its callback, refused repeats included,
 //!   so a test can tell how often linehub tried.
 
@@ -49,6 +53,8 @@ pub(crate) struct Callbacks {
     by_id: HashMap<String, usize>,
     /// Callbacks whose execution expired before it was completed: HubSpot no longer knows them.
     expired: BTreeSet<String>,
+    /// Callbacks HubSpot has forgotten (their workflow or action was deleted): not found.
+    unknown: BTreeSet<String>,
 }
 
 impl Callbacks {
@@ -69,6 +75,11 @@ impl Callbacks {
     /// Lets a callback's execution expire: it can no longer be completed.
     pub(crate) fn expire(&mut self, id: &str) {
         self.expired.insert(id.to_string());
+    }
+
+    /// Forgets a callback, as when its workflow or action is deleted: completing it is not found.
+    pub(crate) fn forget(&mut self, id: &str) {
+        self.unknown.insert(id.to_string());
     }
 
     fn insert(&mut self, completion: CallbackCompletion) {
@@ -97,11 +108,16 @@ fn output_fields(ctx: &Ctx<'_>, raw: &Value, at: &str) -> Result<BTreeMap<String
         .into())
 }
 
-/// Records the completions, all or none: an expired callback refuses the request; a repeat
-/// counts as an attempt and refuses it.
+/// Records the completions, all or none: the first expired or unknown callback refuses the
+/// request; a repeat counts as an attempt and refuses it.
 fn apply(state: &mut HubSpotState, ctx: &Ctx<'_>, inputs: Vec<(String, BTreeMap<String, Value>)>) -> Reply {
-    if let Some((id, _)) = inputs.iter().find(|(id, _)| state.callbacks.expired.contains(id)) {
-        return error::validation(&format!("Callback {id} has expired or does not exist"));
+    for (id, _) in &inputs {
+        if state.callbacks.unknown.contains(id) {
+            return error::not_found(&format!("Callback {id} not found"));
+        }
+        if state.callbacks.expired.contains(id) {
+            return error::validation(&format!("Callback {id} has expired or does not exist"));
+        }
     }
     let mut repeated = None;
     for (id, _) in &inputs {

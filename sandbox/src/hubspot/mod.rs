@@ -47,7 +47,7 @@ pub use store::Association;
 
 use crate::contract::{Matched, RequestParts, Violation, ViolationKind};
 use crate::error::ControlError;
-use crate::faults::{Injected, Service};
+use crate::faults::{Injected, RateLimit, Service};
 use crate::reply::Reply;
 use crate::server::{SandboxConfig, Shared};
 use crate::{lock, specs, time};
@@ -93,6 +93,19 @@ pub(crate) struct HubSpotState {
     stats: HubSpotStats,
     token: String,
     lag: Duration,
+    /// The bodies of requests, kept only while a test asks for them
+    /// ([`HubSpotControl::record_requests`]): benchmarks send too many to keep.
+    journal: Option<Vec<RecordedRequest>>,
+}
+
+/// One HubSpot API request as a test sees it, when recording ([`HubSpotControl::record_requests`]):
+/// which inputs of a batch were sent how often.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// `METHOD /crm/v3/template`, as in [`HubSpotStats::by_endpoint`].
+    pub endpoint: String,
+    /// The JSON body (null when there is none).
+    pub body: Value,
 }
 
 impl HubSpotState {
@@ -113,6 +126,7 @@ impl HubSpotState {
             stats: HubSpotStats { burst_limit: cfg.hubspot_burst_per_10s, ..HubSpotStats::default() },
             token: cfg.hubspot_token.clone(),
             lag: cfg.search_lag,
+            journal: None,
         }
     }
 
@@ -246,13 +260,27 @@ pub(crate) fn handle(shared: &Shared, req: &RequestParts<'_>) -> Reply {
         }
     };
     *state.stats.by_endpoint.entry(matched.endpoint()).or_default() += 1;
+    if let Some(journal) = state.journal.as_mut() {
+        journal.push(RecordedRequest { endpoint: matched.endpoint(), body: matched.body.clone().unwrap_or_default() });
+    }
     match shared.faults.take(Service::HubSpot) {
         Some(Injected::Outage) => return error::unavailable(),
-        Some(Injected::RateLimited) => {
+        Some(Injected::RateLimited(limit)) => {
             state.stats.rate_limited += 1;
-            let mut reply = error::rate_limited(Policy::TenSecondlyRolling);
+            let policy = if limit.daily { Policy::Daily } else { Policy::TenSecondlyRolling };
+            let mut reply = error::rate_limited(policy);
             for (name, value) in state.limiter.exhausted_headers() {
+                let value = match (name, &limit) {
+                    ("x-hubspot-ratelimit-interval-milliseconds", RateLimit { interval_ms: Some(ms), .. }) => {
+                        ms.to_string()
+                    }
+                    ("x-hubspot-ratelimit-daily-remaining", RateLimit { daily: true, .. }) => "0".to_string(),
+                    _ => value,
+                };
                 reply = reply.with_header(name, value);
+            }
+            if let Some(value) = limit.retry_after {
+                reply = reply.with_header("retry-after", value);
             }
             return reply;
         }
@@ -538,6 +566,12 @@ impl HubSpotControl {
         self.state().callbacks.expire(callback_id);
     }
 
+    /// Makes HubSpot forget a workflow-action callback, as when its workflow or action is
+    /// deleted before it is completed: completing `callback_id` answers 404 from now on.
+    pub fn forget_callback(&self, callback_id: &str) {
+        self.state().callbacks.forget(callback_id);
+    }
+
     /// Creates a contact list with these member contact ids; returns its list id.
     pub fn add_list(&self, name: &str, members: &[&str]) -> Result<String, ControlError> {
         let mut state = self.state();
@@ -565,6 +599,18 @@ impl HubSpotControl {
             },
         );
         Ok(id.to_string())
+    }
+
+    /// Starts keeping the body of every on-contract request (refused ones included) from now
+    /// on, forgetting any kept before; see [`HubSpotControl::recorded_requests`].
+    pub fn record_requests(&self) {
+        self.state().journal = Some(Vec::new());
+    }
+
+    /// The requests kept since [`HubSpotControl::record_requests`], oldest first (none if it
+    /// was not called).
+    pub fn recorded_requests(&self) -> Vec<RecordedRequest> {
+        self.state().journal.clone().unwrap_or_default()
     }
 
     /// Request statistics so far.

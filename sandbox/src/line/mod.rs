@@ -450,8 +450,12 @@ fn answer(shared: &Shared, req: &RequestParts<'_>, request_id: &str) -> Reply {
         Some(Injected::Outage) => {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
         }
-        Some(Injected::RateLimited) => {
-            return error(StatusCode::TOO_MANY_REQUESTS, "The API rate limit has been exceeded. Try again later.");
+        Some(Injected::RateLimited(limit)) => {
+            let reply = error(StatusCode::TOO_MANY_REQUESTS, "The API rate limit has been exceeded. Try again later.");
+            return match limit.retry_after {
+                Some(value) => reply.with_header("retry-after", value),
+                None => reply,
+            };
         }
         Some(Injected::Refused { status, retry_after }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -9,7 +9,8 @@
 //!
 //! Failures stay in the outbox with their retry state: a 429 or an outage pauses the whole
 //! portal and reschedules the rows (exponential backoff with jitter; the rate-limit headers set
-//! the wait); a 207 retries only the members that failed; a contact deleted in HubSpot is
+//! the wait); a 207 retries only the members that failed; a batch refused as a whole for good
+//! (any 4xx) is split until the member to blame is alone; a contact deleted in HubSpot is
 //! unlinked and created again; a permanent rejection is retried a few times and then
 //! dead-lettered for an operator (`linehub outbox list|retry`). Waits follow the one retry
 //! policy ([`crate::retry`]) on the injected clock.
@@ -232,8 +233,10 @@ impl Writer {
         {
             self.properties_stale.store(true, Ordering::SeqCst);
         }
-        if groups.len() > 1 && matches!(e, HubSpotError::Rejected { .. }) {
-            // One bad member can fail a whole batch: split it so the others go through.
+        if groups.len() > 1 {
+            // One bad member can fail a whole batch, whatever HubSpot answers for it (a 400 for
+            // a bad value or an expired callback, a 404 for an unknown one, a 409): split it
+            // until the bad member is alone, so the others go through.
             let mid = groups.len() / 2;
             let mut groups = groups;
             let tail = groups.split_off(mid);
@@ -257,7 +260,8 @@ impl Writer {
                         self.fail_groups(half, &e, report).await?;
                         true
                     }
-                    Op::SendNote { .. } => Box::pin(self.send_notes(half, report)).await?,
+                    // Refused as a whole, so none was made: create again, nothing to look for.
+                    Op::SendNote { .. } => Box::pin(self.create_notes(half, report)).await?,
                     Op::CompleteAction { .. } => Box::pin(self.complete_actions(half, report)).await?,
                 };
                 if !ok {

@@ -54,17 +54,21 @@ impl Writer {
         Ok(true)
     }
 
-    async fn create_notes(&self, chunk: Vec<Group>, report: &mut DrainReport) -> Result<bool, WriterError> {
+    /// `batch/create` of notes. Every input carries its send id as `objectWriteTraceId`, so
+    /// HubSpot reports a bad member (a contact deleted meanwhile) on its own in a 207 instead
+    /// of refusing the batch. Returns false when the portal paused.
+    pub(super) async fn create_notes(&self, chunk: Vec<Group>, report: &mut DrainReport) -> Result<bool, WriterError> {
         let now = self.hs_timestamp();
         let inputs: Vec<Value> = chunk
             .iter()
             .filter_map(|g| match &g.op {
-                Op::SendNote { contact_id, body, .. } => Some(json!({
+                Op::SendNote { send_id, contact_id, body } => Some(json!({
                     "properties": { "hs_timestamp": now, "hs_note_body": body },
                     "associations": [{
                         "to": { "id": contact_id },
                         "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": api::NOTE_TO_CONTACT }],
                     }],
+                    "objectWriteTraceId": send_id.to_string(),
                 })),
                 _ => None,
             })
@@ -93,8 +97,25 @@ impl Writer {
                 report.rows_done += ids.len();
                 self.store.record_send_notes(notes, ids).await?;
                 // Members HubSpot did not make (a 207) stay asked-for, so the next pass looks
-                // for them first; they fail like any refused write, up to the dead letter.
-                self.fail_unanswered(missing, reply.status, &batch_errors(&reply.body), report).await?;
+                // for them first; they fail like any refused write, up to the dead letter, each
+                // with the error HubSpot gave for it by its trace id.
+                let errors = batch_errors(&reply.body);
+                let mut unexplained = Vec::new();
+                for g in missing {
+                    let trace = send_of(&g.op).map(|id| id.to_string()).unwrap_or_default();
+                    match errors.iter().find(|e| e.trace_ids.contains(&trace)) {
+                        Some(own) => {
+                            let e = HubSpotError::Rejected {
+                                status: reply.status,
+                                category: own.category.clone(),
+                                message: own.message.clone(),
+                            };
+                            self.fail_groups(vec![g], &e, report).await?;
+                        }
+                        None => unexplained.push(g),
+                    }
+                }
+                self.fail_unanswered(unexplained, reply.status, &errors, report).await?;
                 Ok(true)
             }
             Err(e) => self.failed_call(e, chunk, report).await,
