@@ -136,7 +136,9 @@ impl Daemon {
             tracing::info!(account = %id, serial, "account ready");
         }
         let line = LineClient::new(&config.line.api_base_url).context("building the LINE client")?;
-        let hubspot = HubSpotClient::from_config(&config.hubspot).context("building the HubSpot client")?;
+        let hubspot = HubSpotClient::from_config(&config.hubspot)
+            .context("building the HubSpot client")?
+            .shared_with_store(&config.store.path);
         let writer = Writer::new(hubspot.clone(), store.clone(), options.clock.clone(), config.hubspot.clone());
         let sender = Sender::new(store.clone(), line.clone(), hubspot.clone(), options.clock.clone());
         let outbox = Arc::new(Notify::new());

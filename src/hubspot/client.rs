@@ -3,7 +3,9 @@
 //! Every request waits for the shared [`governor`] limiter first. HubSpot counts requests in a
 //! rolling 10-second window; GCRA is not a window, so the quota is set so that no 10-second
 //! window can hold more than the limit: with a burst of B, one request every 10 s / (N − 1 − B).
-//! This client does not retry: the writer reschedules failed work in the outbox, where retries
+//! When the store is known, every request also passes the budget shared with other processes
+//! on it ([`super::shared_pace`]), so `linehub pipeline run` and the daemon together stay
+//! under the limit. This client does not retry: the writer reschedules failed work in the outbox, where retries
 //! survive restarts.
 
 use std::num::NonZeroU32;
@@ -15,6 +17,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::error::{HubSpotError, existing_id};
+use super::shared_pace::SharedPace;
 use crate::config::Secret;
 
 /// The longest wait a `Retry-After` header is taken for: a broken or hostile answer must not
@@ -40,14 +43,23 @@ pub struct HubSpotClient {
     base_url: String,
     token: Secret,
     limiter: Arc<DefaultDirectRateLimiter>,
+    /// The budget shared with other processes on the same store, when set.
+    shared: Option<SharedPace>,
+    /// The requests per 10 s this client paces to.
+    per_10s: u32,
+}
+
+/// The GCRA period and burst that keep any 10-second window at or under `per_10s` requests.
+pub fn pace(per_10s: u32) -> (Duration, u32) {
+    let n = per_10s.max(3);
+    let burst = (n / 25).max(1);
+    let sustained = n - 1 - burst;
+    (Duration::from_secs(10) / sustained, burst)
 }
 
 /// The GCRA quota that keeps any 10-second window at or under `per_10s` requests.
 pub fn quota(per_10s: u32) -> Quota {
-    let n = per_10s.max(3);
-    let burst = (n / 25).max(1);
-    let sustained = n - 1 - burst;
-    let period = Duration::from_secs(10) / sustained;
+    let (period, burst) = pace(per_10s);
     Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
         .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
@@ -71,7 +83,17 @@ impl HubSpotClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             token,
             limiter: Arc::new(RateLimiter::direct(quota(per_10s))),
+            shared: None,
+            per_10s,
         })
+    }
+
+    /// This client, also counting every request against the budget every process on the store
+    /// at `db` shares (see [`SharedPace`]).
+    pub fn shared_with_store(mut self, db: &std::path::Path) -> HubSpotClient {
+        let (period, burst) = pace(self.per_10s);
+        self.shared = Some(SharedPace::new(&SharedPace::beside(db), period, burst));
+        self
     }
 
     /// A client for the portal in `config` (base URL, token, pace, timeout).
@@ -88,6 +110,9 @@ impl HubSpotClient {
         body: Option<&Value>,
     ) -> Result<Reply, HubSpotError> {
         self.limiter.until_ready().await;
+        if let Some(shared) = &self.shared {
+            shared.until_ready().await;
+        }
         let mut req = self.http.request(method, format!("{}{path}", self.base_url)).bearer_auth(self.token.expose());
         if !query.is_empty() {
             req = req.query(query);

@@ -15,6 +15,7 @@ pub mod error;
 pub mod html;
 pub mod properties;
 pub mod reads;
+pub mod shared_pace;
 pub mod signature;
 pub mod writer;
 

@@ -74,7 +74,9 @@ pub async fn run(
     let store = Store::open(&config.store.path)
         .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
     let line = LineClient::new(&config.line.api_base_url).context("building the LINE client")?;
-    let hubspot = HubSpotClient::from_config(&config.hubspot).context("building the HubSpot client")?;
+    let hubspot = HubSpotClient::from_config(&config.hubspot)
+        .context("building the HubSpot client")?
+        .shared_with_store(&config.store.path);
     let ids = config.accounts.iter().map(|a| a.id.clone()).collect();
     store.ensure_serials(ids, SystemClock.now_ms()).await.context("assigning account serials")?;
     let runner = Runner::new(store.clone(), line, hubspot, Arc::new(SystemClock), Arc::new(Notify::new()), None);
