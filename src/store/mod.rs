@@ -222,6 +222,25 @@ impl Store {
         })
     }
 
+    /// Test hook: with `full`, the writer connection may not grow the database by a single page
+    /// (SQLite's `max_page_count`), so a write that needs one fails as on a full disk and SQLite
+    /// rolls its transaction back; without, the limit is lifted. Only tests call it.
+    #[doc(hidden)]
+    pub async fn simulate_full_disk(&self, full: bool) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let pages: i64 =
+                if full { conn.query_row("PRAGMA page_count", [], |r| r.get(0))? } else { i64::from(u32::MAX - 1) };
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+        })
+        .await
+    }
+
+    /// Why the store's latest commit failed (a full disk, an I/O error), if it did; `None` once a
+    /// commit succeeds again, and for a read-only store. Constant time: nothing is written.
+    pub fn commit_failure(&self) -> Option<String> {
+        self.writer.as_ref().and_then(Writer::commit_failure)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -277,5 +296,38 @@ impl Store {
             r.push(conn);
         }
         Ok(result?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_writer_commits_to_a_wal_with_full_sync_and_readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("linehub.db")).unwrap_or_else(|e| panic!("{e}"));
+        let (journal, synchronous) = store
+            .write(|conn| {
+                let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+                Ok((journal, synchronous))
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(journal, "wal");
+        assert_eq!(synchronous, 2, "synchronous=FULL: every commit is fsync'd before it is acknowledged");
+
+        let (read_only, write) = store
+            .read(|conn| Ok((conn.is_readonly("main")?, conn.execute("CREATE TABLE intruder (x)", []).err())))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(read_only, "read connections are opened read-only");
+        assert!(write.is_some(), "a read connection refuses to write");
+        let made: i64 = store
+            .read(|conn| conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'intruder'", [], |r| r.get(0)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(made, 0);
     }
 }

@@ -11,7 +11,7 @@
 //! failed, and the rest are reported failed without running, since outside a transaction each
 //! would commit on its own while its caller is told it failed.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
 
 use rusqlite::Connection;
@@ -35,14 +35,24 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
     /// Dropped with the last handle; companions (the checkpoint thread) watch it to stop.
     alive: std::sync::Arc<()>,
+    /// Why the latest commit failed, `None` once one succeeds: health reports a store that cannot
+    /// commit (a full disk) without having to write anything itself.
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn`; it stops when the last handle is dropped.
     pub fn spawn(conn: Connection) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
-        thread::Builder::new().name("linehub-store-writer".into()).spawn(move || run(conn, rx))?;
-        Ok(Writer { jobs: tx, alive: std::sync::Arc::new(()) })
+        let failing = Arc::new(Mutex::new(None));
+        let outcome = failing.clone();
+        thread::Builder::new().name("linehub-store-writer".into()).spawn(move || run(conn, rx, &outcome))?;
+        Ok(Writer { jobs: tx, alive: Arc::new(()), failing })
+    }
+
+    /// Why the latest commit failed, if it did; `None` once a commit succeeds again.
+    pub fn commit_failure(&self) -> Option<String> {
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// A token that stops upgrading once every handle to this writer is gone.
@@ -92,7 +102,7 @@ where
     (job, rx)
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, failing: &Mutex<Option<String>>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -101,14 +111,18 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_group(&conn, group);
+        commit_group(&conn, group, failing);
     }
 }
 
-fn commit_group(conn: &Connection, group: Vec<Job>) {
+/// Runs `group` in one transaction, records the commit's outcome in `failing` (before any caller
+/// hears of it, so health never lags an answer) and reports each job's outcome.
+fn commit_group(conn: &Connection, group: Vec<Job>, failing: &Mutex<Option<String>>) {
+    let record = |outcome: Option<String>| *failing.lock().unwrap_or_else(PoisonError::into_inner) = outcome;
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        // Dropping the jobs unrun makes each caller see `StoreError::WriterGone`.
         tracing::error!(error = %e, jobs = group.len(), "store cannot begin a transaction");
+        record(Some(format!("cannot begin a transaction: {e}")));
+        // Dropping the jobs unrun makes each caller see `StoreError::WriterGone`.
         return;
     }
     let mut completions = Vec::with_capacity(group.len());
@@ -147,6 +161,7 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
     if commit.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
+    record(commit.clone().err());
     for done in completions {
         done(commit.clone());
     }
@@ -185,10 +200,13 @@ mod tests {
             group.push(job);
             outcomes.push(rx);
         }
-        commit_group(&conn, group);
+        let failing = Mutex::new(None);
+        commit_group(&conn, group, &failing);
+        assert!(failing.lock().unwrap_or_else(|e| panic!("{e}")).is_some(), "the failed commit is recorded");
         // The next group commits normally.
         let (job, next) = job(insert("next", 10));
-        commit_group(&conn, vec![job]);
+        commit_group(&conn, vec![job], &failing);
+        assert!(failing.lock().unwrap_or_else(|e| panic!("{e}")).is_none(), "the next commit clears it");
 
         let stored = |key: &str| -> bool {
             conn.query_row("SELECT COUNT(*) FROM t WHERE k = ?1", [key], |r| r.get::<_, i64>(0))
