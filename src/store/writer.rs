@@ -10,14 +10,22 @@
 //! failing statement. The group is then over: the jobs already run are undone and reported
 //! failed, and the rest are reported failed without running, since outside a transaction each
 //! would commit on its own while its caller is told it failed.
+//!
+//! The outcome of the latest commit and the thread's heartbeat are kept for `/healthz`.
 
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use crate::liveness::Beat;
+
+/// How long one commit group may run before health calls the writer stuck: a group is at most
+/// [`MAX_GROUP`] small writes and one fsync, and SQLite waits at most 5 s for a lock.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// How many waiting jobs one commit may take; bounds the latency a single commit adds.
 const MAX_GROUP: usize = 1024;
@@ -38,6 +46,10 @@ pub struct Writer {
     /// Why the latest commit failed, `None` once one succeeds: health reports a store that cannot
     /// commit (a full disk) without having to write anything itself.
     failing: Arc<Mutex<Option<String>>>,
+    /// The thread's heartbeat, for health.
+    beat: Arc<Beat>,
+    /// The thread, joined by the test hook that kills it.
+    thread: Arc<Mutex<Option<thread::JoinHandle<()>>>>,
 }
 
 impl Writer {
@@ -45,9 +57,29 @@ impl Writer {
     pub fn spawn(conn: Connection) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         let failing = Arc::new(Mutex::new(None));
-        let outcome = failing.clone();
-        thread::Builder::new().name("linehub-store-writer".into()).spawn(move || run(conn, rx, &outcome))?;
-        Ok(Writer { jobs: tx, alive: Arc::new(()), failing })
+        let beat = Beat::new("store writer thread", STUCK_AFTER);
+        let (outcome, beating) = (failing.clone(), beat.clone());
+        let handle = thread::Builder::new().name("linehub-store-writer".into()).spawn(move || {
+            let _alive = beating.alive();
+            run(conn, rx, &outcome, &beating);
+        })?;
+        Ok(Writer { jobs: tx, alive: Arc::new(()), failing, beat, thread: Arc::new(Mutex::new(Some(handle))) })
+    }
+
+    /// The thread's heartbeat: it is busy while it runs a commit group, idle while it waits.
+    pub fn beat(&self) -> Arc<Beat> {
+        self.beat.clone()
+    }
+
+    /// Test hook: makes the writer thread panic, as a bug in a write would, and waits until it
+    /// has ended. Every write after it fails with [`StoreError::WriterGone`].
+    pub fn kill_for_tests(&self) {
+        let job: Job = Box::new(|_| panic!("the store writer thread was killed by a test hook"));
+        let _ = self.jobs.send(job);
+        let handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
     }
 
     /// Why the latest commit failed, if it did; `None` once a commit succeeds again.
@@ -102,8 +134,10 @@ where
     (job, rx)
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, failing: &Mutex<Option<String>>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, failing: &Mutex<Option<String>>, beat: &Beat) {
+    beat.idle();
     while let Ok(first) = rx.recv() {
+        beat.busy();
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -112,6 +146,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, failing: &Mutex<Option<String>
             }
         }
         commit_group(&conn, group, failing);
+        beat.idle();
     }
 }
 
