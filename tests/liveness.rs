@@ -1,7 +1,10 @@
 //! `/healthz` answers for the threads and loops linehub's promises depend on, and the WAL stays
-//! bounded: a dead one is named in a 503, and a long reader does not leave the WAL file large.
+//! bounded: a dead or stuck one is named in a 503, and a long reader does not leave the WAL file
+//! large.
 
 mod common;
+
+use std::time::Duration;
 
 use common::*;
 use linehub::daemon::Daemon;
@@ -97,4 +100,30 @@ async fn the_wal_stays_bounded_while_thousands_of_webhooks_are_written_past_a_lo
     assert_eq!(daemon.store().inbox_len().await.unwrap(), 4_000);
     let answer = health(&client, &daemon).await.1;
     assert!(answer["wal_bytes"].as_u64().is_some_and(|n| n <= WAL_BOUND), "health reports the WAL size: {answer}");
+}
+
+#[tokio::test]
+async fn health_is_503_naming_the_store_writer_thread_while_it_is_stuck_and_200_once_it_moves_again() {
+    let w = World::new().await;
+    let (store, get) = (w.daemon.store().clone(), || async {
+        let res = w.http.get(format!("http://{}/healthz", w.daemon.addr())).send().await.unwrap();
+        (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+    });
+    let checkpoint = || {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.wait_for_checkpoints(1))
+    };
+    let held = store.hold_writer_for_tests().expect("a writable store");
+    assert_eq!(get().await.0, 200, "busy, but not for long yet");
+    w.clock.advance(Duration::from_secs(61));
+    checkpoint().await.unwrap();
+    let (status, answer) = get().await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(names(&answer, "store writer thread is stuck"), "{answer}");
+
+    drop(held);
+    store.simulate_full_disk(false).await.unwrap();
+    checkpoint().await.unwrap();
+    let (status, answer) = get().await;
+    assert_eq!(status, 200, "{answer}");
 }

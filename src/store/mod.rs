@@ -272,6 +272,12 @@ impl Store {
         }
     }
 
+    /// Test hook: holds the writer thread busy until the returned sender is dropped.
+    #[doc(hidden)]
+    pub fn hold_writer_for_tests(&self) -> Option<std::sync::mpsc::Sender<()>> {
+        self.writer.as_ref().map(Writer::hold_for_tests)
+    }
+
     /// Test hook: stops the checkpoint thread and waits until it has ended.
     #[doc(hidden)]
     pub fn kill_checkpointer_for_tests(&self) {

@@ -71,6 +71,23 @@ impl Writer {
         self.beat.clone()
     }
 
+    /// Test hook: occupies the writer thread with a job that waits until the returned sender is
+    /// dropped, as a write hanging on a dead disk would; returns once the job runs.
+    pub fn hold_for_tests(&self) -> mpsc::Sender<()> {
+        let (started_tx, started) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let job: Job = Box::new(move |_| {
+            let _ = started_tx.send(());
+            let _ = released.recv();
+            let done: Completion = Box::new(|_| {});
+            (true, done)
+        });
+        if self.jobs.send(job).is_ok() {
+            let _ = started.recv();
+        }
+        release
+    }
+
     /// Test hook: makes the writer thread panic, as a bug in a write would, and waits until it
     /// has ended. Every write after it fails with [`StoreError::WriterGone`].
     pub fn kill_for_tests(&self) {
