@@ -4,7 +4,8 @@
 //! it is acknowledged, and is then turned into HubSpot contact state. [`config`] is the one YAML
 //! file that says which accounts exist; [`pipelines`] are the scheduled jobs defined beside it;
 //! [`sends`] carries out the LINE messages HubSpot workflows ask for;
-//! [`daemon`] wires the pieces into the running service; [`yaml`] reads both kinds of file with
+//! [`daemon`] wires the pieces into the running service, and [`liveness`] tells `/healthz` whether
+//! they all still run; [`yaml`] reads both kinds of file with
 //! positions, so every error names file, line and field.
 //! This crate is the library behind the `linehub` binary; the binary only parses arguments.
 
@@ -19,6 +20,7 @@ pub mod demo;
 pub mod http;
 pub mod hubspot;
 pub mod line;
+pub mod liveness;
 pub mod pipelines;
 pub mod retry;
 pub mod sends;

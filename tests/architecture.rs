@@ -1,7 +1,7 @@
 //! Arrows point one way: which of linehub's modules may use which.
 //!
-//! The domain (`sync`), the clock and the YAML reader know nothing of linehub; the store knows
-//! only the domain; the config knows nothing of pipelines, which name its accounts; `settings`
+//! The domain (`sync`), the clock, the liveness beats and the YAML reader know nothing of
+//! linehub; the store knows only the domain (and beats for its threads); the config knows nothing of pipelines, which name its accounts; `settings`
 //! joins the two; clients know the config and the store; the daemon wires everything. A
 //! `use crate::…` that points up the table (the store reaching for a sender's type, config
 //! reaching for pipelines) fails here, naming the file, so a cycle never creeps back in.
@@ -12,10 +12,11 @@ use std::path::Path;
 /// Each top-level module of `src/` and the modules it may use.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("clock", &[]),
+    ("liveness", &[]),
     ("sync", &[]),
     ("yaml", &[]),
     ("retry", &["clock"]),
-    ("store", &["sync"]),
+    ("store", &["liveness", "sync"]),
     ("config", &["yaml"]),
     ("line", &["config", "sync"]),
     ("hubspot", &["clock", "config", "retry", "store", "sync"]),
@@ -23,7 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("apply", &["clock", "config", "line", "store", "sync"]),
     ("pipelines", &["clock", "config", "hubspot", "line", "retry", "store", "sync", "yaml"]),
     ("settings", &["config", "pipelines"]),
-    ("http", &["clock", "config", "hubspot", "line", "sends", "settings", "store"]),
+    ("http", &["clock", "config", "hubspot", "line", "liveness", "sends", "settings", "store"]),
     (
         "daemon",
         &[
@@ -33,6 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "http",
             "hubspot",
             "line",
+            "liveness",
             "pipelines",
             "retry",
             "sends",

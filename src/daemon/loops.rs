@@ -1,6 +1,9 @@
 //! The daemon's background loops: the applier, the writer, the sender and the scheduler, each
 //! woken by its queue's notification or when its next row falls due, and stopped together.
 //!
+//! Each loop beats ([`Beat`]) when it starts a round and when it goes back to waiting, and
+//! holds its beat's guard, so `/healthz` sees it die or hang.
+//!
 //! The writer loop also makes sure the HubSpot properties of every active account exist before
 //! it writes (again after a reload adds an account, or HubSpot reports one missing); while they
 //! cannot be made it backs off with the one retry policy.
@@ -12,6 +15,7 @@ use tokio::sync::{Notify, watch};
 
 use super::Core;
 use crate::hubspot::properties;
+use crate::liveness::Beat;
 use crate::pipelines::RunError;
 use crate::retry::backoff;
 
@@ -52,7 +56,8 @@ pub(super) async fn ensure_properties(core: &Core) -> anyhow::Result<usize> {
 
 /// Runs scheduled pipelines when they are due, and resumes at start the runs a crash
 /// interrupted. Stopping cancels the runs in progress and marks them interrupted.
-pub(super) async fn schedule_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn schedule_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>, beat: Arc<Beat>) {
+    let _alive = beat.alive();
     let mut settings_rx = core.settings.clone();
     let mut runs: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     // Interrupted runs are looked for at start, and again every 30 s while some remain (their
@@ -60,6 +65,7 @@ pub(super) async fn schedule_loop(core: Arc<Core>, mut stop: watch::Receiver<boo
     let mut look_for_interrupted = true;
     let mut next_look = 0i64;
     loop {
+        beat.busy();
         let settings = settings_rx.borrow_and_update().clone();
         let now = core.clock.now_ms();
         let mut due = {
@@ -94,6 +100,7 @@ pub(super) async fn schedule_loop(core: Arc<Core>, mut stop: watch::Receiver<boo
         let wake = core.scheduler.lock().ok().and_then(|s| s.next_wake()).unwrap_or(now + 60_000);
         let wake = if look_for_interrupted { wake.min(next_look) } else { wake };
         let sleep = Duration::from_millis(u64::try_from((wake - now).clamp(10, 60_000)).unwrap_or(60_000));
+        beat.idle();
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = settings_rx.changed() => {}
@@ -116,9 +123,11 @@ async fn wait(notify: &Notify, timeout: Duration, stop: &mut watch::Receiver<boo
     }
 }
 
-pub(super) async fn apply_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn apply_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>, beat: Arc<Beat>) {
+    let _alive = beat.alive();
     loop {
         loop {
+            beat.busy();
             let config = core.settings.borrow().config.clone();
             match core.applier.apply_batch(&config).await {
                 Ok(0) => break,
@@ -129,17 +138,21 @@ pub(super) async fn apply_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>)
                 }
             }
         }
+        beat.idle();
         if !wait(&core.inbox, Duration::from_secs(1), &mut stop).await || *stop.borrow() {
             return;
         }
     }
 }
 
-pub(super) async fn write_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn write_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>, beat: Arc<Beat>) {
+    let _alive = beat.alive();
     let mut failures = 0i64;
     loop {
+        beat.busy();
         if !properties_ready(&core).await {
             failures += 1;
+            beat.idle();
             if !wait(&core.outbox, backoff(failures), &mut stop).await {
                 return;
             }
@@ -153,6 +166,7 @@ pub(super) async fn write_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>)
         let next_due = core.store.outbox_next_due().await.ok().flatten();
         let wake = [next_due, core.writer.paused_until()].into_iter().flatten().max().unwrap_or(now + 5_000);
         let sleep = Duration::from_millis(u64::try_from((wake - now).clamp(10, 5_000)).unwrap_or(5_000));
+        beat.idle();
         if !wait(&core.outbox, sleep, &mut stop).await || *stop.borrow() {
             return;
         }
@@ -160,8 +174,10 @@ pub(super) async fn write_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>)
 }
 
 /// Carries out stored sends as they arrive and when their retries fall due.
-pub(super) async fn send_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn send_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>, beat: Arc<Beat>) {
+    let _alive = beat.alive();
     loop {
+        beat.busy();
         let config = core.settings.borrow().config.clone();
         match core.sender.drain(&config).await {
             Ok(r) if r.sent + r.failed > 0 => core.outbox.notify_one(),
@@ -171,6 +187,7 @@ pub(super) async fn send_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) 
         let now = core.clock.now_ms();
         let wake = core.store.sends_next_due().await.ok().flatten().unwrap_or(now + 5_000);
         let sleep = Duration::from_millis(u64::try_from((wake - now).clamp(10, 5_000)).unwrap_or(5_000));
+        beat.idle();
         if !wait(&core.sends, sleep, &mut stop).await || *stop.borrow() {
             return;
         }

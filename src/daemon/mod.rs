@@ -32,6 +32,7 @@ use crate::http::{self, AppState};
 use crate::hubspot::HubSpotClient;
 use crate::hubspot::writer::{DrainReport, Writer};
 use crate::line::client::LineClient;
+use crate::liveness::Beat;
 use crate::pipelines::{RunError, RunReport, Runner, Scheduler};
 use crate::sends::{SendReport, Sender};
 use crate::settings::Settings;
@@ -43,6 +44,11 @@ use loops::{apply_loop, ensure_properties, properties_ready, schedule_loop, send
 
 /// Outbox rows above which pipeline steps wait for the background writer to catch up.
 const PIPELINE_HIGH_WATER: u64 = 10_000;
+
+/// How long a background loop may work on one round before health calls it stuck: longer than
+/// any legitimate round (a drain of the outbox under HubSpot's rate limits, a batch of LINE
+/// profile lookups, each request bounded by its timeout).
+const LOOP_STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How a daemon runs.
 #[derive(Clone)]
@@ -97,7 +103,8 @@ pub struct Daemon {
     stop: Option<oneshot::Sender<()>>,
     stopping: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
-    loops: Vec<JoinHandle<()>>,
+    /// The background loops by name (empty when the caller drives the queues).
+    loops: std::sync::Mutex<Vec<(&'static str, JoinHandle<()>)>>,
     /// One reload at a time (SIGHUP and the file watcher may fire together).
     reloading: tokio::sync::Mutex<()>,
     /// Reloads refused so far.
@@ -170,6 +177,12 @@ impl Daemon {
             runner,
             scheduler: std::sync::Mutex::new(scheduler),
         });
+        let loop_beats = ["applier loop", "HubSpot writer loop", "sender loop", "scheduler loop"]
+            .map(|name| Beat::new(name, LOOP_STUCK_AFTER));
+        let mut beats = store.beats();
+        if options.background {
+            beats.extend(loop_beats.iter().cloned());
+        }
         let state = AppState {
             settings: settings_rx,
             store,
@@ -177,6 +190,7 @@ impl Daemon {
             sends,
             clock: options.clock.clone(),
             refusals: Arc::default(),
+            beats: Arc::new(beats),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(http::run(listener, state, async {
@@ -185,10 +199,12 @@ impl Daemon {
         let (stopping, stop_watch) = watch::channel(false);
         let mut loops = Vec::new();
         if options.background {
-            loops.push(tokio::spawn(apply_loop(core.clone(), stop_watch.clone())));
-            loops.push(tokio::spawn(write_loop(core.clone(), stop_watch.clone())));
-            loops.push(tokio::spawn(send_loop(core.clone(), stop_watch.clone())));
-            loops.push(tokio::spawn(schedule_loop(core.clone(), stop_watch)));
+            let [apply, write, send, schedule] = loop_beats;
+            let name = |beat: &Beat| beat.name();
+            loops.push((name(&apply), tokio::spawn(apply_loop(core.clone(), stop_watch.clone(), apply))));
+            loops.push((name(&write), tokio::spawn(write_loop(core.clone(), stop_watch.clone(), write))));
+            loops.push((name(&send), tokio::spawn(send_loop(core.clone(), stop_watch.clone(), send))));
+            loops.push((name(&schedule), tokio::spawn(schedule_loop(core.clone(), stop_watch, schedule))));
         }
         tracing::info!(%addr, "linehub listening");
         Ok(Daemon {
@@ -198,7 +214,7 @@ impl Daemon {
             stop: Some(stop_tx),
             stopping,
             server,
-            loops,
+            loops: std::sync::Mutex::new(loops),
             reloading: tokio::sync::Mutex::new(()),
             reload_failures: AtomicU64::new(0),
         })
@@ -355,6 +371,25 @@ impl Daemon {
         Ok(outcome)
     }
 
+    /// Test hook: aborts background loop `name` (as named by `/healthz`: "applier loop",
+    /// "HubSpot writer loop", "sender loop", "scheduler loop"), as a panic in it would end it,
+    /// and waits until it has ended. Returns whether such a loop was running.
+    #[doc(hidden)]
+    pub async fn kill_loop_for_tests(&self, name: &str) -> bool {
+        let found = {
+            let mut loops = self.loops.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            loops.iter().position(|(n, _)| *n == name).map(|i| loops.remove(i).1)
+        };
+        match found {
+            Some(handle) => {
+                handle.abort();
+                let _ = handle.await;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// How many reloads were refused since start.
     pub fn reload_failures(&self) -> u64 {
         self.reload_failures.load(Ordering::SeqCst)
@@ -366,7 +401,8 @@ impl Daemon {
             let _ = stop.send(());
         }
         let _ = self.stopping.send(true);
-        for l in self.loops.drain(..) {
+        let loops = std::mem::take(self.loops.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for (_, l) in loops {
             let _ = l.await;
         }
         (&mut self.server).await.context("the HTTP server task failed")?.context("the HTTP server failed")

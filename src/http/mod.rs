@@ -45,6 +45,9 @@ pub struct AppState {
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Refused requests of the current minute, summarised instead of logged one by one.
     pub refusals: Arc<Refusals>,
+    /// The heartbeats of the threads and loops health answers for: the store's writer and
+    /// checkpointer, and the daemon's background loops when it runs them.
+    pub beats: Arc<Vec<Arc<crate::liveness::Beat>>>,
 }
 
 /// Builds the router. The body limit is fixed when the router is built.

@@ -38,11 +38,14 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
+use checkpoint::Checkpointer;
 pub use friends::{AppliedBatch, EventOutcome};
 pub use inbox::{InboxEvent, InboxOutcome, InboxRow};
 pub use lock::DaemonLock;
 pub use outbox::{Op, OutboxRow};
 use writer::Writer;
+
+use crate::liveness::Beat;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +169,8 @@ pub struct Store {
     path: Arc<PathBuf>,
     /// `None` for a read-only store: writes are refused with [`StoreError::ReadOnly`].
     writer: Option<Writer>,
+    /// The WAL checkpoint thread; `None` for a read-only store.
+    checkpoints: Option<Arc<Checkpointer>>,
     /// Idle read-only connections, reused to avoid reopening the file per read.
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Reads running at once, so a flood of requests cannot open connections (and blocking
@@ -185,12 +190,16 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Checkpoints run on their own thread (see `checkpoint`), not inside a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // When a checkpoint lets the WAL start over, a WAL file grown past the limit is cut back.
+        conn.pragma_update(None, "journal_size_limit", i64::try_from(checkpoint::WAL_LIMIT).unwrap_or(i64::MAX))?;
         migrations::migrate(&mut conn)?;
-        let writer = Writer::spawn(conn).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
-        checkpoint::spawn(path, &writer).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+        let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+        let writer = Writer::spawn(conn).map_err(io)?;
+        let checkpoints = Checkpointer::spawn(path, &writer).map_err(io)?;
         Ok(Store {
             path: Arc::new(path.to_path_buf()),
             writer: Some(writer),
+            checkpoints: Some(Arc::new(checkpoints)),
             readers: Arc::default(),
             reads: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
         })
@@ -217,9 +226,72 @@ impl Store {
         Ok(Store {
             path: Arc::new(path.to_path_buf()),
             writer: None,
+            checkpoints: None,
             readers: Arc::new(Mutex::new(vec![conn])),
             reads: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
         })
+    }
+
+    /// Test hook: with `full`, the writer connection may not grow the database by a single page
+    /// (SQLite's `max_page_count`), so a write that needs one fails as on a full disk and SQLite
+    /// rolls its transaction back; without, the limit is lifted. Only tests call it.
+    #[doc(hidden)]
+    pub async fn simulate_full_disk(&self, full: bool) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let pages: i64 =
+                if full { conn.query_row("PRAGMA page_count", [], |r| r.get(0))? } else { i64::from(u32::MAX - 1) };
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+        })
+        .await
+    }
+
+    /// Why the store's latest commit failed (a full disk, an I/O error), if it did; `None` once a
+    /// commit succeeds again, and for a read-only store. Constant time: nothing is written.
+    pub fn commit_failure(&self) -> Option<String> {
+        self.writer.as_ref().and_then(Writer::commit_failure)
+    }
+
+    /// The heartbeats of the store's threads (the writer and the checkpointer), for health; none
+    /// for a read-only store.
+    pub fn beats(&self) -> Vec<Arc<Beat>> {
+        let writer = self.writer.as_ref().map(Writer::beat);
+        writer.into_iter().chain(self.checkpoints.as_ref().map(|c| c.beat())).collect()
+    }
+
+    /// The WAL file's size in bytes as of the latest checkpoint pass (`None` for a read-only
+    /// store). Constant time.
+    pub fn wal_bytes(&self) -> Option<u64> {
+        self.checkpoints.as_ref().map(|c| c.wal_bytes())
+    }
+
+    /// Test hook: makes the writer thread panic and waits until it has ended.
+    #[doc(hidden)]
+    pub fn kill_writer_for_tests(&self) {
+        if let Some(w) = &self.writer {
+            w.kill_for_tests();
+        }
+    }
+
+    /// Test hook: holds the writer thread busy until the returned sender is dropped.
+    #[doc(hidden)]
+    pub fn hold_writer_for_tests(&self) -> Option<std::sync::mpsc::Sender<()>> {
+        self.writer.as_ref().map(Writer::hold_for_tests)
+    }
+
+    /// Test hook: stops the checkpoint thread and waits until it has ended.
+    #[doc(hidden)]
+    pub fn kill_checkpointer_for_tests(&self) {
+        if let Some(c) = &self.checkpoints {
+            c.kill_for_tests();
+        }
+    }
+
+    /// Test hook: blocks until `n` more checkpoint passes have completed.
+    #[doc(hidden)]
+    pub fn wait_for_checkpoints(&self, n: u64) {
+        if let Some(c) = &self.checkpoints {
+            c.wait_for_passes(n);
+        }
     }
 
     /// The database file.
@@ -277,5 +349,38 @@ impl Store {
             r.push(conn);
         }
         Ok(result?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_writer_commits_to_a_wal_with_full_sync_and_readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("linehub.db")).unwrap_or_else(|e| panic!("{e}"));
+        let (journal, synchronous) = store
+            .write(|conn| {
+                let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+                Ok((journal, synchronous))
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(journal, "wal");
+        assert_eq!(synchronous, 2, "synchronous=FULL: every commit is fsync'd before it is acknowledged");
+
+        let (read_only, write) = store
+            .read(|conn| Ok((conn.is_readonly("main")?, conn.execute("CREATE TABLE intruder (x)", []).err())))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(read_only, "read connections are opened read-only");
+        assert!(write.is_some(), "a read connection refuses to write");
+        let made: i64 = store
+            .read(|conn| conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'intruder'", [], |r| r.get(0)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(made, 0);
     }
 }

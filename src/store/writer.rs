@@ -10,14 +10,22 @@
 //! failing statement. The group is then over: the jobs already run are undone and reported
 //! failed, and the rest are reported failed without running, since outside a transaction each
 //! would commit on its own while its caller is told it failed.
+//!
+//! The outcome of the latest commit and the thread's heartbeat are kept for `/healthz`.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use crate::liveness::Beat;
+
+/// How long one commit group may run before health calls the writer stuck: a group is at most
+/// [`MAX_GROUP`] small writes and one fsync, and SQLite waits at most 5 s for a lock.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// How many waiting jobs one commit may take; bounds the latency a single commit adds.
 const MAX_GROUP: usize = 1024;
@@ -35,14 +43,65 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
     /// Dropped with the last handle; companions (the checkpoint thread) watch it to stop.
     alive: std::sync::Arc<()>,
+    /// Why the latest commit failed, `None` once one succeeds: health reports a store that cannot
+    /// commit (a full disk) without having to write anything itself.
+    failing: Arc<Mutex<Option<String>>>,
+    /// The thread's heartbeat, for health.
+    beat: Arc<Beat>,
+    /// The thread, joined by the test hook that kills it.
+    thread: Arc<Mutex<Option<thread::JoinHandle<()>>>>,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn`; it stops when the last handle is dropped.
     pub fn spawn(conn: Connection) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
-        thread::Builder::new().name("linehub-store-writer".into()).spawn(move || run(conn, rx))?;
-        Ok(Writer { jobs: tx, alive: std::sync::Arc::new(()) })
+        let failing = Arc::new(Mutex::new(None));
+        let beat = Beat::new("store writer thread", STUCK_AFTER);
+        let (outcome, beating) = (failing.clone(), beat.clone());
+        let handle = thread::Builder::new().name("linehub-store-writer".into()).spawn(move || {
+            let _alive = beating.alive();
+            run(conn, rx, &outcome, &beating);
+        })?;
+        Ok(Writer { jobs: tx, alive: Arc::new(()), failing, beat, thread: Arc::new(Mutex::new(Some(handle))) })
+    }
+
+    /// The thread's heartbeat: it is busy while it runs a commit group, idle while it waits.
+    pub fn beat(&self) -> Arc<Beat> {
+        self.beat.clone()
+    }
+
+    /// Test hook: occupies the writer thread with a job that waits until the returned sender is
+    /// dropped, as a write hanging on a dead disk would; returns once the job runs.
+    pub fn hold_for_tests(&self) -> mpsc::Sender<()> {
+        let (started_tx, started) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let job: Job = Box::new(move |_| {
+            let _ = started_tx.send(());
+            let _ = released.recv();
+            let done: Completion = Box::new(|_| {});
+            (true, done)
+        });
+        if self.jobs.send(job).is_ok() {
+            let _ = started.recv();
+        }
+        release
+    }
+
+    /// Test hook: makes the writer thread panic, as a bug in a write would, and waits until it
+    /// has ended. Every write after it fails with [`StoreError::WriterGone`].
+    pub fn kill_for_tests(&self) {
+        let job: Job = Box::new(|_| panic!("the store writer thread was killed by a test hook"));
+        let _ = self.jobs.send(job);
+        let handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    /// Why the latest commit failed, if it did; `None` once a commit succeeds again.
+    pub fn commit_failure(&self) -> Option<String> {
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// A token that stops upgrading once every handle to this writer is gone.
@@ -92,8 +151,10 @@ where
     (job, rx)
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, failing: &Mutex<Option<String>>, beat: &Beat) {
+    beat.idle();
     while let Ok(first) = rx.recv() {
+        beat.busy();
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -101,14 +162,19 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_group(&conn, group);
+        commit_group(&conn, group, failing);
+        beat.idle();
     }
 }
 
-fn commit_group(conn: &Connection, group: Vec<Job>) {
+/// Runs `group` in one transaction, records the commit's outcome in `failing` (before any caller
+/// hears of it, so health never lags an answer) and reports each job's outcome.
+fn commit_group(conn: &Connection, group: Vec<Job>, failing: &Mutex<Option<String>>) {
+    let record = |outcome: Option<String>| *failing.lock().unwrap_or_else(PoisonError::into_inner) = outcome;
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        // Dropping the jobs unrun makes each caller see `StoreError::WriterGone`.
         tracing::error!(error = %e, jobs = group.len(), "store cannot begin a transaction");
+        record(Some(format!("cannot begin a transaction: {e}")));
+        // Dropping the jobs unrun makes each caller see `StoreError::WriterGone`.
         return;
     }
     let mut completions = Vec::with_capacity(group.len());
@@ -147,6 +213,7 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
     if commit.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
+    record(commit.clone().err());
     for done in completions {
         done(commit.clone());
     }
@@ -185,10 +252,13 @@ mod tests {
             group.push(job);
             outcomes.push(rx);
         }
-        commit_group(&conn, group);
+        let failing = Mutex::new(None);
+        commit_group(&conn, group, &failing);
+        assert!(failing.lock().unwrap_or_else(|e| panic!("{e}")).is_some(), "the failed commit is recorded");
         // The next group commits normally.
         let (job, next) = job(insert("next", 10));
-        commit_group(&conn, vec![job]);
+        commit_group(&conn, vec![job], &failing);
+        assert!(failing.lock().unwrap_or_else(|e| panic!("{e}")).is_none(), "the next commit clears it");
 
         let stored = |key: &str| -> bool {
             conn.query_row("SELECT COUNT(*) FROM t WHERE k = ?1", [key], |r| r.get::<_, i64>(0))
