@@ -14,6 +14,8 @@
 pub mod apply;
 pub mod clock;
 pub mod config;
+#[doc(hidden)]
+pub mod crash;
 pub mod daemon;
 #[cfg(feature = "sandbox")]
 pub mod demo;

@@ -1,6 +1,6 @@
 //! Arrows point one way: which of linehub's modules may use which.
 //!
-//! The domain (`sync`), the clock, the liveness beats and the YAML reader know nothing of
+//! The domain (`sync`), the clock, the crash points, the liveness beats and the YAML reader know nothing of
 //! linehub; the store knows only the domain (and beats for its threads); the config knows nothing of pipelines, which name its accounts; `settings`
 //! joins the two; clients know the config and the store; the daemon wires everything. A
 //! `use crate::…` that points up the table (the store reaching for a sender's type, config
@@ -12,14 +12,15 @@ use std::path::Path;
 /// Each top-level module of `src/` and the modules it may use.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("clock", &[]),
+    ("crash", &[]),
     ("liveness", &[]),
     ("sync", &[]),
     ("yaml", &[]),
     ("retry", &["clock"]),
-    ("store", &["liveness", "sync"]),
+    ("store", &["crash", "liveness", "sync"]),
     ("config", &["yaml"]),
     ("line", &["config", "sync"]),
-    ("hubspot", &["clock", "config", "retry", "store", "sync"]),
+    ("hubspot", &["clock", "config", "crash", "retry", "store", "sync"]),
     ("sends", &["clock", "config", "hubspot", "line", "retry", "store", "sync"]),
     ("apply", &["clock", "config", "line", "store", "sync"]),
     ("pipelines", &["clock", "config", "hubspot", "line", "retry", "store", "sync", "yaml"]),

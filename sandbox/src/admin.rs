@@ -60,6 +60,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sandbox/hubspot/tasks", get(tasks))
         .route("/_sandbox/hubspot/notes", get(notes))
         .route("/_sandbox/hubspot/callbacks", get(callbacks))
+        .route("/_sandbox/hubspot/callbacks/requests", get(completion_requests))
         .route("/_sandbox/hubspot/owners", post(add_owner))
         .route("/_sandbox/hubspot/lists", post(add_list))
         .route("/_sandbox/hubspot/stats", get(stats))
@@ -187,6 +188,13 @@ async fn notes(State(shared): AppState) -> Response {
 /// order, as `[{callbackId, outputFields, completedAt, attempts}]` ([`crate::CallbackCompletion`]).
 async fn callbacks(State(shared): AppState) -> Response {
     Json(hubspot(&shared).callbacks()).into_response()
+}
+
+/// `GET /_sandbox/hubspot/callbacks/requests` → every workflow-action completion request, in
+/// arrival order, as `[{callbackId, outputFields, at, status}]` ([`crate::CompletionRequest`]):
+/// a second completion of one callback shows here even though the first one stands.
+async fn completion_requests(State(shared): AppState) -> Response {
+    Json(hubspot(&shared).completion_requests()).into_response()
 }
 
 /// `POST /_sandbox/hubspot/owners` `{email, firstName, lastName}` → 201 `{"id"}`.

@@ -54,7 +54,8 @@ pub use faults::{FaultControl, Hold, Outage, RateLimit, Service};
 pub use hubspot::actions as hubspot_actions;
 pub use hubspot::signing as hubspot_signing;
 pub use hubspot::{
-    Activity, CallbackCompletion, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec, RecordedRequest,
+    Activity, CallbackCompletion, CompletionRequest, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec,
+    RecordedRequest,
 };
 pub use line::webhook;
 pub use line::{ChannelSpec, Friend, LineControl, Profile, SendKind, SentMessage};

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{start, status_json};
-use linehub_sandbox::{CallbackCompletion, Service, ViolationKind};
+use linehub_sandbox::{CallbackCompletion, CompletionRequest, Service, ViolationKind};
 use serde_json::{Value, json};
 
 const CALLBACK: &str = "ap-102670506-56777914962-11-0";
@@ -246,4 +246,26 @@ async fn a_batch_input_without_typed_outputs_is_off_contract() {
     assert_eq!(violations.len(), 1);
     assert_eq!(violations[0].kind, ViolationKind::OffContract);
     assert!(h.sandbox.hubspot().callbacks().is_empty());
+}
+
+#[tokio::test]
+async fn every_completion_request_is_logged_with_its_answer_so_a_second_completion_is_observable() {
+    let h = start().await;
+    assert_eq!(status_json(h.hs_post(&complete_path(CALLBACK), &done("SUCCESS")).await).await.0, 204);
+    assert_eq!(status_json(h.hs_post(&complete_path(CALLBACK), &done("FAIL_CONTINUE")).await).await.0, 400);
+    let batch = json!({"inputs": [{"callbackId": "cb-2", "outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}]});
+    assert_eq!(status_json(h.hs_post("/automation/v4/actions/callbacks/complete", &batch).await).await.0, 204);
+
+    let resp = h.http.get(h.url("/_sandbox/hubspot/callbacks/requests")).send().await.expect("admin answers");
+    let (status, body) = status_json(resp).await;
+    assert_eq!(status, 200);
+    let log: Vec<CompletionRequest> = serde_json::from_value(body.clone()).expect("the documented shape");
+    assert_eq!(log, h.sandbox.hubspot().completion_requests());
+    let seen: Vec<(&str, &str, u16)> = log
+        .iter()
+        .map(|r| (r.callback_id.as_str(), r.output_fields["hs_execution_state"].as_str().unwrap_or_default(), r.status))
+        .collect();
+    assert_eq!(seen, [(CALLBACK, "SUCCESS", 204), (CALLBACK, "FAIL_CONTINUE", 400), ("cb-2", "SUCCESS", 204)]);
+    assert!(body[0]["at"].is_string());
+    h.sandbox.assert_no_violations();
 }

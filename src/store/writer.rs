@@ -214,6 +214,10 @@ fn commit_group(conn: &Connection, group: Vec<Job>, failing: &Mutex<Option<Strin
         let _ = conn.execute_batch("ROLLBACK");
     }
     record(commit.clone().err());
+    if commit.is_ok() {
+        // Durable, but no caller knows yet: where the crash suite may end the process.
+        crate::crash::point("store.after_commit");
+    }
     for done in completions {
         done(commit.clone());
     }

@@ -19,7 +19,10 @@
 //! - a batch completes all its inputs or none: one expired, unknown or repeated input refuses
 //!   the whole batch with that input's answer (the first such input's, in input order);
 //! - every attempt of a well-formed request counts for its callback, refused repeats included,
-//!   so a test can tell how often linehub tried.
+//!   so a test can tell how often linehub tried;
+//! - every well-formed completion request is also logged per callback with the state it asked
+//!   for and the status it got ([`CompletionRequest`]), so a test observes each completion linehub
+//!   made, a second one included, instead of only the first that the simulator keeps.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -46,10 +49,27 @@ pub struct CallbackCompletion {
     pub attempts: u32,
 }
 
+/// One completion request for one callback (a batch logs one per input), as a test sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletionRequest {
+    /// The callback the request completes.
+    pub callback_id: String,
+    /// The output fields asked for (`hs_execution_state` included).
+    pub output_fields: BTreeMap<String, Value>,
+    /// When it arrived, as `2026-03-30T12:34:56.789Z`.
+    pub at: String,
+    /// The status the simulator decided: 204 accepted, 400 a refused repeat or expired, 404
+    /// unknown (a fault may still lose the answer on its way back).
+    pub status: u16,
+}
+
 /// Every completed callback, in completion order.
 #[derive(Debug, Default)]
 pub(crate) struct Callbacks {
     completed: Vec<CallbackCompletion>,
+    /// Every well-formed completion request, in arrival order, whatever it was answered.
+    requests: Vec<CompletionRequest>,
     by_id: HashMap<String, usize>,
     /// Callbacks whose execution expired before it was completed: HubSpot no longer knows them.
     expired: BTreeSet<String>,
@@ -61,6 +81,11 @@ impl Callbacks {
     /// Every completion, oldest first.
     pub(crate) fn all(&self) -> Vec<CallbackCompletion> {
         self.completed.clone()
+    }
+
+    /// Every completion request, oldest first.
+    pub(crate) fn requests(&self) -> Vec<CompletionRequest> {
+        self.requests.clone()
     }
 
     /// The completion of one callback, if it was completed.
@@ -111,6 +136,21 @@ fn output_fields(ctx: &Ctx<'_>, raw: &Value, at: &str) -> Result<BTreeMap<String
 /// Records the completions, all or none: the first expired or unknown callback refuses the
 /// request; a repeat counts as an attempt and refuses it.
 fn apply(state: &mut HubSpotState, ctx: &Ctx<'_>, inputs: Vec<(String, BTreeMap<String, Value>)>) -> Reply {
+    let logged = inputs.clone();
+    let reply = decide(state, ctx, inputs);
+    let status = reply.status.as_u16();
+    let at = time::format_iso(ctx.now_ms);
+    state.callbacks.requests.extend(logged.into_iter().map(|(callback_id, output_fields)| CompletionRequest {
+        callback_id,
+        output_fields,
+        at: at.clone(),
+        status,
+    }));
+    reply
+}
+
+/// What [`apply`] answers, and the completions it records.
+fn decide(state: &mut HubSpotState, ctx: &Ctx<'_>, inputs: Vec<(String, BTreeMap<String, Value>)>) -> Reply {
     for (id, _) in &inputs {
         if state.callbacks.unknown.contains(id) {
             return error::not_found(&format!("Callback {id} not found"));

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-pub use callbacks::CallbackCompletion;
+pub use callbacks::{CallbackCompletion, CompletionRequest};
 pub use owners::{Owner, OwnerSpec};
 pub use properties::{PropertyInfo, PropertyOption};
 pub use rate_limit::HubSpotStats;
@@ -553,6 +553,12 @@ impl HubSpotControl {
     /// Every completed workflow-action callback, in completion order, with its attempt count.
     pub fn callbacks(&self) -> Vec<CallbackCompletion> {
         self.state().callbacks.all()
+    }
+
+    /// Every well-formed completion request, oldest first, with the status it was answered:
+    /// each completion linehub made is here, repeats included.
+    pub fn completion_requests(&self) -> Vec<CompletionRequest> {
+        self.state().callbacks.requests()
     }
 
     /// One callback's completion, if it was completed.
