@@ -442,8 +442,8 @@ mod tests {
         (config, vec![pipeline])
     }
 
-    #[tokio::test]
-    async fn a_run_whose_checkpoint_cannot_be_read_fails_and_says_so_instead_of_starting_over() {
+    /// A run that crashed leaving `checkpoint`, then resumed: its id and the resumed run's report.
+    async fn resume_after_crash(checkpoint: &str) -> (i64, RunReport) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (config, pipelines) = config(dir.path());
         let store = Store::open(&config.store.path).unwrap_or_else(|e| panic!("{e}"));
@@ -455,40 +455,6 @@ mod tests {
         else {
             panic!("the first claim is refused");
         };
-        store
-            .save_checkpoint(first.run_id, "1-crashed".into(), "{\"step\": \"two\"".into(), 1)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        store
-            .finish_run(first.run_id, "1-crashed".into(), RunState::Failed, "{}".into(), None, 2)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-
-        let line = LineClient::new(&config.line.api_base_url).unwrap_or_else(|e| panic!("{e}"));
-        let hubspot = HubSpotClient::from_config(&config.hubspot).unwrap_or_else(|e| panic!("{e}"));
-        let runner = Runner::new(store, line, hubspot, Arc::new(SystemClock), Arc::new(Notify::new()), None);
-        let report = runner.run(Arc::new(config), &pipelines, "nightly", false).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((report.run_id, report.resumed, report.state), (first.run_id, true, RunState::Failed));
-        let error = report.error.unwrap_or_default();
-        assert!(error.contains("checkpoint of the interrupted run cannot be read"), "{error}");
-        assert!(report.steps.is_empty(), "no step ran: {:?}", report.steps);
-    }
-
-    #[tokio::test]
-    async fn a_resume_cursor_its_step_cannot_read_fails_the_run_and_names_the_step() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (config, pipelines) = config(dir.path());
-        let store = Store::open(&config.store.path).unwrap_or_else(|e| panic!("{e}"));
-        let fingerprint = pipelines[0].fingerprint.clone();
-        let ClaimOutcome::Claimed(first) = store
-            .claim_run("nightly", &fingerprint, "1-crashed", 0, LEASE_MS, false)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-        else {
-            panic!("the first claim is refused");
-        };
-        // A well-formed checkpoint whose cursor is not what reconcile_follow_status writes.
-        let checkpoint = r#"{"step":0,"account":0,"cursor":{"after":5},"outcomes":[]}"#;
         store
             .save_checkpoint(first.run_id, "1-crashed".into(), checkpoint.into(), 1)
             .await
@@ -497,12 +463,27 @@ mod tests {
             .finish_run(first.run_id, "1-crashed".into(), RunState::Failed, "{}".into(), None, 2)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-
         let line = LineClient::new(&config.line.api_base_url).unwrap_or_else(|e| panic!("{e}"));
         let hubspot = HubSpotClient::from_config(&config.hubspot).unwrap_or_else(|e| panic!("{e}"));
         let runner = Runner::new(store, line, hubspot, Arc::new(SystemClock), Arc::new(Notify::new()), None);
         let report = runner.run(Arc::new(config), &pipelines, "nightly", false).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((report.run_id, report.resumed, report.state), (first.run_id, true, RunState::Failed));
+        (first.run_id, report)
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_checkpoint_cannot_be_read_fails_and_says_so_instead_of_starting_over() {
+        let (first, report) = resume_after_crash("{\"step\": \"two\"").await;
+        assert_eq!((report.run_id, report.resumed, report.state), (first, true, RunState::Failed));
+        let error = report.error.unwrap_or_default();
+        assert!(error.contains("checkpoint of the interrupted run cannot be read"), "{error}");
+        assert!(report.steps.is_empty(), "no step ran: {:?}", report.steps);
+    }
+
+    #[tokio::test]
+    async fn a_resume_cursor_its_step_cannot_read_fails_the_run_and_names_the_step() {
+        // A well-formed checkpoint whose cursor is not what reconcile_follow_status writes.
+        let (first, report) = resume_after_crash(r#"{"step":0,"account":0,"cursor":{"after":5},"outcomes":[]}"#).await;
+        assert_eq!((report.run_id, report.resumed, report.state), (first, true, RunState::Failed));
         let error = report.error.unwrap_or_default();
         assert!(error.contains("resume point of step 1 for account `tokyo`"), "{error}");
     }
