@@ -80,13 +80,7 @@ async fn a_message_marks_unanswered_and_gives_the_owner_one_open_task() {
     w.friend("tokyo", &user, "Tanaka");
     w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
     w.daemon.settle().await.unwrap();
-    let owner = w.sandbox.hubspot().add_owner(OwnerSpec {
-        email: "rep@example.com".into(),
-        first_name: "Rep".into(),
-        last_name: "One".into(),
-    });
-    let contact = w.contact("line_user_id_1", &user);
-    w.sandbox.hubspot().update_contact(&contact.id, &[("hubspot_owner_id", &owner)]).unwrap();
+    let (contact, owner) = give_an_owner(&w, &user);
 
     w.deliver("tokyo", vec![line::text_message(&user, T0 + 10, "予約できますか？")]).await;
     w.deliver("tokyo", vec![line::sticker_message(&user, T0 + 20, "446", "1988")]).await;
@@ -111,6 +105,19 @@ async fn a_message_marks_unanswered_and_gives_the_owner_one_open_task() {
     w.daemon.settle().await.unwrap();
     assert_eq!(w.sandbox.hubspot().tasks().len(), 2);
     w.sandbox.assert_no_violations();
+}
+
+/// Gives the contact of `user` (account `tokyo`) an owner, as a rep taking it would; returns the
+/// contact and the owner's id.
+fn give_an_owner(w: &World, user: &str) -> (linehub_sandbox::Contact, String) {
+    let owner = w.sandbox.hubspot().add_owner(OwnerSpec {
+        email: "rep@example.com".into(),
+        first_name: "Rep".into(),
+        last_name: "One".into(),
+    });
+    let contact = w.contact("line_user_id_1", user);
+    w.sandbox.hubspot().update_contact(&contact.id, &[("hubspot_owner_id", &owner)]).unwrap();
+    (contact, owner)
 }
 
 /// Completes a task the way an owner's click does: through HubSpot's API.
@@ -449,13 +456,7 @@ async fn a_task_whose_creation_was_never_confirmed_is_adopted_not_created_twice(
     let user = line::random_user_id();
     w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
     w.daemon.settle().await.unwrap();
-    let owner = w.sandbox.hubspot().add_owner(OwnerSpec {
-        email: "a@example.com".into(),
-        first_name: "A".into(),
-        last_name: "B".into(),
-    });
-    let contact = w.contact("line_user_id_1", &user);
-    w.sandbox.hubspot().update_contact(&contact.id, &[("hubspot_owner_id", &owner)]).unwrap();
+    let (contact, owner) = give_an_owner(&w, &user);
     // The state a crash leaves between HubSpot creating the task and linehub hearing its id:
     // HubSpot has the task; linehub has only its note that it asked for one.
     let res = w
@@ -525,13 +526,7 @@ async fn html_in_a_message_reaches_the_owner_task_as_text_not_markup() {
     let user = line::random_user_id();
     w.deliver("tokyo", vec![line::follow(&user, T0, false)]).await;
     w.daemon.settle().await.unwrap();
-    let owner = w.sandbox.hubspot().add_owner(OwnerSpec {
-        email: "rep@example.com".into(),
-        first_name: "Rep".into(),
-        last_name: "One".into(),
-    });
-    let contact = w.contact("line_user_id_1", &user);
-    w.sandbox.hubspot().update_contact(&contact.id, &[("hubspot_owner_id", &owner)]).unwrap();
+    give_an_owner(&w, &user);
     let text = "<img src=x onerror=alert(1)> <a href=\"https://evil.example\">pay here</a> & thanks\nline 2";
     w.deliver("tokyo", vec![line::text_message(&user, T0 + 10, text)]).await;
     w.daemon.settle().await.unwrap();

@@ -312,11 +312,11 @@ fn refusal(e: &LineError) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn notes_are_escaped_html_that_names_their_send() {
-        let send = DueSend {
-            id: 7,
-            callback_id: Some("ap-1".into()),
+    /// A send of account `tokyo` to contact 501 with one attempt made.
+    fn due_send(id: i64, callback_id: Option<&str>) -> DueSend {
+        DueSend {
+            id,
+            callback_id: callback_id.map(str::to_string),
             account_id: "tokyo".into(),
             contact_id: "501".into(),
             drafts: Vec::new(),
@@ -326,7 +326,12 @@ mod tests {
             attempts: 1,
             first_attempt_at: None,
             created_at: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn notes_are_escaped_html_that_names_their_send() {
+        let send = due_send(7, Some("ap-1"));
         let messages = [
             serde_json::json!({"type": "text", "text": "<b>Hi</b> & bye\nline 2"}),
             serde_json::json!({"type": "sticker"}),
@@ -341,19 +346,7 @@ mod tests {
 
     #[test]
     fn a_long_note_is_shortened_in_its_messages_never_in_its_marker() {
-        let send = DueSend {
-            id: 12,
-            callback_id: None,
-            account_id: "tokyo".into(),
-            contact_id: "501".into(),
-            drafts: Vec::new(),
-            notification_disabled: false,
-            retry_key: "k".into(),
-            prepared: None,
-            attempts: 1,
-            first_attempt_at: None,
-            created_at: 0,
-        };
+        let send = due_send(12, None);
         let quotes = serde_json::json!({"type": "text", "text": "\"".repeat(5000)});
         let body = note(&send, "Tokyo", &vec![quotes; 5], "req-9");
         assert!(body.chars().count() <= api::MAX_BODY_CHARS, "{}", body.chars().count());
