@@ -51,6 +51,11 @@ async fn fault(http: &reqwest::Client, sandbox_url: &str, body: Value) {
     );
 }
 
+/// What the sandbox's control API at `sandbox_url` answers for `GET /_sandbox/{path}`.
+async fn admin_get<T: serde::de::DeserializeOwned>(http: &reqwest::Client, sandbox_url: &str, path: &str) -> T {
+    http.get(format!("{sandbox_url}/_sandbox/{path}")).send().await.unwrap().json().await.unwrap()
+}
+
 /// Recipients the broadcast must reach at least: three multicast chunks of 500.
 const BROADCAST_MIN: usize = 1001;
 
@@ -371,8 +376,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
     let (mut lost, mut duplicated, mut reordered, mut tasks_wrong, mut outbox_left);
     let mut first_wrong: Option<(BTreeMap<String, String>, BTreeMap<String, String>)>;
     loop {
-        let contacts: Vec<Value> =
-            http.get(format!("{sandbox_url}/_sandbox/hubspot/contacts")).send().await.unwrap().json().await.unwrap();
+        let contacts: Vec<Value> = admin_get(&http, &sandbox_url, "hubspot/contacts").await;
         let mut by_user: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
         for c in contacts.iter().filter(|c| !c["archived"].as_bool().unwrap_or(false)) {
             if let Some(u) = c["properties"]["line_user_id_1"].as_str() {
@@ -398,8 +402,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
             })
             .count();
         // Exactly one owner task per contact with an owner that messaged; none for the others.
-        let tasks: Vec<Value> =
-            http.get(format!("{sandbox_url}/_sandbox/hubspot/tasks")).send().await.unwrap().json().await.unwrap();
+        let tasks: Vec<Value> = admin_get(&http, &sandbox_url, "hubspot/tasks").await;
         let mut tasked: HashMap<String, usize> = HashMap::new();
         for t in tasks.iter().filter(|t| !t["archived"].as_bool().unwrap_or(false)) {
             for a in t["associations"].as_array().into_iter().flatten() {
@@ -445,8 +448,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap_or_default());
         extra_friends.push(u);
     }
-    let contacts: Vec<Value> =
-        http.get(format!("{sandbox_url}/_sandbox/hubspot/contacts")).send().await.unwrap().json().await.unwrap();
+    let contacts: Vec<Value> = admin_get(&http, &sandbox_url, "hubspot/contacts").await;
     let members: Vec<String> = contacts.iter().filter_map(|c| c["id"].as_str().map(str::to_string)).collect();
     let list: Value = http
         .post(format!("{sandbox_url}/_sandbox/hubspot/lists"))
@@ -509,8 +511,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
         // The interrupted run is resumed, not started again.
         assert!(run_sale(None).wait().success(), "the resumed broadcast failed");
     }
-    let sent: Vec<Value> =
-        http.get(format!("{sandbox_url}/_sandbox/line/messages")).send().await.unwrap().json().await.unwrap();
+    let sent: Vec<Value> = admin_get(&http, &sandbox_url, "line/messages").await;
     let mut received: HashMap<String, usize> = HashMap::new();
     for m in sent.iter().filter(|m| m["kind"] == "multicast") {
         for u in m["deliveredTo"].as_array().into_iter().flatten() {
@@ -563,8 +564,7 @@ async fn acknowledged_events_survive_sigkill_and_apply_exactly_once_in_order() {
     let store = Store::open(&db).unwrap();
     let stored: HashSet<String> = store.inbox_ids().await.unwrap().into_iter().collect();
     let lost_events = acked.lock().unwrap().iter().filter(|id| !stored.contains(*id)).count();
-    let violations: Vec<Value> =
-        http.get(format!("{sandbox_url}/_sandbox/violations")).send().await.unwrap().json().await.unwrap();
+    let violations: Vec<Value> = admin_get(&http, &sandbox_url, "violations").await;
     sandbox.kill();
 
     println!(
@@ -635,8 +635,7 @@ async fn pushes_survive_sigkill(
     rounds: usize,
     users: &HashSet<String>,
 ) -> PushOutcome {
-    let contacts: Vec<Value> =
-        http.get(format!("{sandbox_url}/_sandbox/hubspot/contacts")).send().await.unwrap().json().await.unwrap();
+    let contacts: Vec<Value> = admin_get(http, sandbox_url, "hubspot/contacts").await;
     let targets: Vec<(String, String)> = contacts
         .iter()
         .filter_map(|c| Some((c["id"].as_str()?.to_string(), c["properties"]["line_user_id_1"].as_str()?.to_string())))
@@ -719,23 +718,20 @@ async fn pushes_survive_sigkill(
     // Done once every execution is completed and the outbox holds nothing more to write.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let done: Vec<Value> =
-            http.get(format!("{sandbox_url}/_sandbox/hubspot/callbacks")).send().await.unwrap().json().await.unwrap();
+        let done: Vec<Value> = admin_get(http, sandbox_url, "hubspot/callbacks").await;
         if (done.len() >= targets.len() && outbox_rows(db).iter().all(|r| r.dead)) || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let sent: Vec<Value> =
-        http.get(format!("{sandbox_url}/_sandbox/line/messages")).send().await.unwrap().json().await.unwrap();
+    let sent: Vec<Value> = admin_get(http, sandbox_url, "line/messages").await;
     let mut pushed: HashMap<String, usize> = HashMap::new();
     for m in sent.iter().filter(|m| m["kind"] == "push") {
         for u in m["to"].as_array().into_iter().flatten() {
             *pushed.entry(u.as_str().unwrap().to_string()).or_default() += 1;
         }
     }
-    let notes: Vec<Value> =
-        http.get(format!("{sandbox_url}/_sandbox/hubspot/notes")).send().await.unwrap().json().await.unwrap();
+    let notes: Vec<Value> = admin_get(http, sandbox_url, "hubspot/notes").await;
     let mut noted: HashMap<String, usize> = HashMap::new();
     for n in &notes {
         for a in n["associations"].as_array().into_iter().flatten() {
@@ -743,14 +739,7 @@ async fn pushes_survive_sigkill(
         }
     }
     // Every completion request HubSpot received, not only the first one it keeps.
-    let requests: Vec<Value> = http
-        .get(format!("{sandbox_url}/_sandbox/hubspot/callbacks/requests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let requests: Vec<Value> = admin_get(http, sandbox_url, "hubspot/callbacks/requests").await;
     let mut accepted: HashMap<String, usize> = HashMap::new();
     let mut not_success: HashSet<String> = HashSet::new();
     for r in &requests {
