@@ -7,7 +7,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn setup() -> (tempfile::TempDir, linehub::daemon::Daemon, reqwest::Client) {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = start_daemon(ConfigFile::standard(dir.path(), "http://127.0.0.1:9").load()).await;
+    // Queues driven by the test (none here): what the store holds is what ingest left, not what
+    // a background applier made of it meanwhile.
+    let settings = ConfigFile::standard(dir.path(), "http://127.0.0.1:9").load();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = linehub::daemon::Options::manual(std::sync::Arc::new(linehub::clock::SystemClock));
+    let daemon = linehub::daemon::Daemon::start_with(settings, listener, options).await.unwrap();
     (dir, daemon, reqwest::Client::new())
 }
 
