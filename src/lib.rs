@@ -3,7 +3,8 @@
 //! A LINE webhook arrives at [`http`], is verified and committed to the [`store`]'s inbox before
 //! it is acknowledged, and is then turned into HubSpot contact state. [`config`] is the one YAML
 //! file that says which accounts exist; [`pipelines`] are the scheduled jobs defined beside it;
-//! [`sends`] carries out the LINE messages HubSpot workflows ask for;
+//! [`sends`] carries out the LINE messages HubSpot workflows ask for; [`login`] links LINE
+//! users to contacts through LINE Login, with [`qr`] codes of its links;
 //! [`daemon`] wires the pieces into the running service, and [`liveness`] tells `/healthz` whether
 //! they all still run; [`yaml`] reads both kinds of file with
 //! positions, so every error names file, line and field.
@@ -23,7 +24,9 @@ pub mod http;
 pub mod hubspot;
 pub mod line;
 pub mod liveness;
+pub mod login;
 pub mod pipelines;
+pub mod qr;
 pub mod retry;
 pub mod sends;
 pub mod settings;

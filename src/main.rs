@@ -75,6 +75,29 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Write the QR code of an account's login link (its LIFF URL when LIFF is configured), to
+    /// print or put on a page. PNG by default.
+    Qr {
+        /// The config file.
+        #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
+        config: PathBuf,
+        /// Write SVG instead of PNG.
+        #[arg(long)]
+        svg: bool,
+        /// Width and height in pixels (64-2048).
+        #[arg(long, default_value_t = linehub::qr::DEFAULT_SIZE)]
+        size: u32,
+        /// The file to write; default linehub-ACCOUNT-login.png (or .svg) here; `-` for stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The account's id.
+        account: String,
+    },
+    /// ID linking through LINE Login: links an operator must look at.
+    Login {
+        #[command(subcommand)]
+        command: LoginCommand,
+    },
     /// List pipelines and run one now.
     Pipeline {
         #[command(subcommand)]
@@ -101,6 +124,21 @@ enum PipelineCommand {
         dry_run: bool,
         /// The pipeline's name (see `linehub pipeline list`).
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LoginCommand {
+    /// List logins that could not be linked as asked: two contacts with real emails
+    /// (`conflict`), and users who are friends but unknown to the account, the sign of a LINE
+    /// Login channel under another provider (`provider`).
+    Problems {
+        /// The config file (for the store path).
+        #[arg(long, short, default_value = "config.yaml", env = "LINEHUB_CONFIG")]
+        config: PathBuf,
+        /// How many to show, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
 }
 
@@ -147,6 +185,10 @@ fn main() -> ExitCode {
         }),
         Command::Outbox { command } => runtime().and_then(|rt| rt.block_on(outbox(command))),
         Command::Sends { config, limit } => runtime().and_then(|rt| rt.block_on(sends(config, limit))),
+        Command::Qr { config, svg, size, output, account } => qr(&config, &account, svg, size, output),
+        Command::Login { command: LoginCommand::Problems { config, limit } } => {
+            runtime().and_then(|rt| rt.block_on(login_problems(config, limit)))
+        }
         Command::Pipeline { command } => match runtime().and_then(|rt| rt.block_on(pipeline(command))) {
             Ok(code) => return code,
             Err(e) => Err(e),
@@ -324,6 +366,60 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<()> {
             let n = store.outbox_retry(ids, linehub::clock::system_now_ms()).await?;
             println!("{n} write(s) queued again");
         }
+    }
+    Ok(())
+}
+
+fn qr(path: &std::path::Path, account: &str, svg: bool, size: u32, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let (_, login) = linehub::login::login_of(&config, account)
+        .map_err(|_| anyhow::anyhow!("account `{account}` is not active or has no `login:` block"))?;
+    let urls = linehub::login::LoginUrls::new(&config.server.public_base_url, account, login);
+    let size = linehub::qr::clamp_size(Some(size));
+    let bytes = if svg {
+        linehub::qr::svg(urls.qr_target(), size)?.into_bytes()
+    } else {
+        linehub::qr::png(urls.qr_target(), size)?
+    };
+    let output =
+        output.unwrap_or_else(|| PathBuf::from(format!("linehub-{account}-login.{}", if svg { "svg" } else { "png" })));
+    if output.as_os_str() == "-" {
+        use std::io::Write;
+        std::io::stdout().write_all(&bytes).context("writing the QR code to stdout")?;
+    } else {
+        std::fs::write(&output, &bytes).with_context(|| format!("writing {}", output.display()))?;
+        eprintln!("{}: QR code of {}", output.display(), urls.qr_target());
+    }
+    Ok(())
+}
+
+async fn login_problems(path: PathBuf, limit: usize) -> anyhow::Result<()> {
+    let config = config::load(&path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let rows = match linehub::store::Store::open_read_only(&config.store.path) {
+        Err(StoreError::Missing { .. }) => Vec::new(),
+        store => {
+            store
+                .with_context(|| format!("opening the store at {}", config.store.path.display()))?
+                .link_problems(limit)
+                .await?
+        }
+    };
+    if rows.is_empty() {
+        println!("no login problems");
+    }
+    for p in rows {
+        let at = chrono::DateTime::from_timestamp_millis(p.created_at).unwrap_or_default();
+        println!(
+            "{:>6}  {:<8} {} account={} user={} contact={} wanted={}  {}",
+            p.id,
+            p.kind,
+            at.format("%Y-%m-%d %H:%M:%S"),
+            p.account_id,
+            p.user_id,
+            p.contact_id.as_deref().unwrap_or("-"),
+            p.other_contact_id.as_deref().unwrap_or("-"),
+            p.detail
+        );
     }
     Ok(())
 }

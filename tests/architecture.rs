@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("liveness", &[]),
     ("sync", &[]),
     ("yaml", &[]),
+    ("qr", &[]),
     ("retry", &["clock"]),
     ("store", &["crash", "liveness", "sync"]),
     ("config", &["yaml"]),
@@ -25,7 +26,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("apply", &["clock", "config", "line", "store", "sync"]),
     ("pipelines", &["clock", "config", "hubspot", "line", "retry", "store", "sync", "yaml"]),
     ("settings", &["config", "pipelines"]),
-    ("http", &["clock", "config", "hubspot", "line", "liveness", "sends", "settings", "store"]),
+    ("login", &["config", "line", "store", "sync"]),
+    ("http", &["clock", "config", "hubspot", "line", "liveness", "login", "qr", "sends", "settings", "store"]),
     (
         "daemon",
         &[

@@ -127,6 +127,8 @@ pub struct LineConfig {
     pub data_api_base_url: String,
     /// LINE Login root, `https://access.line.me`.
     pub login_base_url: String,
+    /// Where the LIFF page loads LINE's LIFF SDK from.
+    pub liff_sdk_url: String,
 }
 
 /// One connected LINE Official Account.
@@ -142,6 +144,49 @@ pub struct Account {
     pub channel_access_token: Secret,
     /// Inactive accounts keep their data and serial but take no webhooks.
     pub active: bool,
+    /// The LINE Login channel that links this account's users to contacts; without it every
+    /// login route answers 404.
+    pub login: Option<LoginConfig>,
+}
+
+/// `accounts[].login:`: ID linking through LINE Login (and LIFF) for one account.
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    /// The LINE Login channel id: `client_id` of the login, `aud` of its ID tokens.
+    pub channel_id: String,
+    /// The LINE Login channel secret: exchanges codes and signs web-login ID tokens.
+    pub channel_secret: Secret,
+    /// The LIFF app (of this Login channel) whose endpoint is `/line/{account}/liff`.
+    pub liff_id: Option<String>,
+    /// Where a person lands after linking (e.g. `https://line.me/R/ti/p/@…` to open the chat);
+    /// without it, linehub shows a page saying the account is linked.
+    pub after_login_url: Option<String>,
+    /// Whether the `email` scope is asked for (needs LINE's email permission).
+    pub email: bool,
+    /// The add-friend prompt shown with the consent screen.
+    pub bot_prompt: BotPrompt,
+}
+
+/// LINE Login's `bot_prompt`: how the person is offered to add the account as a friend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotPrompt {
+    /// An add-friend option on the consent screen.
+    Normal,
+    /// A separate add-friend screen after consent.
+    Aggressive,
+    /// No prompt.
+    Off,
+}
+
+impl BotPrompt {
+    /// The `bot_prompt` parameter of the authorize URL, when one is sent.
+    pub fn param(self) -> Option<&'static str> {
+        match self {
+            BotPrompt::Normal => Some("normal"),
+            BotPrompt::Aggressive => Some("aggressive"),
+            BotPrompt::Off => None,
+        }
+    }
 }
 
 /// The connector plan; it caps the number of active accounts.

@@ -71,6 +71,8 @@ pub struct RawLine {
     pub data_api_base_url: Option<Spanned<String>>,
     #[serde(default)]
     pub login_base_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub liff_sdk_url: Option<Spanned<String>>,
 }
 
 /// One entry of `accounts:`: a connected LINE Official Account.
@@ -84,4 +86,22 @@ pub struct RawAccount {
     pub channel_access_token: Spanned<String>,
     #[serde(default)]
     pub active: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub login: Option<RawLogin>,
+}
+
+/// `accounts[].login:`: the LINE Login channel that links LINE users to HubSpot contacts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogin {
+    pub channel_id: Spanned<String>,
+    pub channel_secret: Spanned<String>,
+    #[serde(default)]
+    pub liff_id: Option<Spanned<String>>,
+    #[serde(default)]
+    pub after_login_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub email: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub bot_prompt: Option<Spanned<String>>,
 }

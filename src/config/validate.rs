@@ -8,15 +8,17 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use super::raw::{RawAccount, RawConfig};
+use super::raw::{RawAccount, RawConfig, RawLogin};
 use super::secret::{Secret, expand_with, redact_url};
-use super::{Account, Config, HubSpotConfig, LineConfig, PlanTier, ServerConfig, StoreConfig};
+use super::{Account, BotPrompt, Config, HubSpotConfig, LineConfig, LoginConfig, PlanTier, ServerConfig, StoreConfig};
 use crate::yaml::{ConfigError, ConfigErrors};
 
 /// Default request body limit: LINE sends at most a few hundred KB; 1 MiB leaves headroom.
 const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// `.invalid` is reserved (RFC 2606): mail to it can never be delivered to anyone.
 const DEFAULT_DUMMY_EMAIL_DOMAIN: &str = "line.linehub.invalid";
+/// LINE's LIFF SDK, version 2, as its documentation loads it.
+const DEFAULT_LIFF_SDK_URL: &str = "https://static.line-scdn.net/liff/edge/2/sdk.js";
 
 /// Collects errors while checking one file.
 struct Checker<'a> {
@@ -169,6 +171,9 @@ pub fn validate(raw: RawConfig, file: &Path, env: &dyn Fn(&str) -> Option<String
         login_base_url: c
             .url(raw.line.login_base_url.as_ref(), "line.login_base_url", "https://access.line.me")
             .unwrap_or_default(),
+        liff_sdk_url: c
+            .url(raw.line.liff_sdk_url.as_ref(), "line.liff_sdk_url", DEFAULT_LIFF_SDK_URL)
+            .unwrap_or_default(),
     };
 
     let accounts = check_accounts(&mut c, &raw.accounts, plan);
@@ -274,15 +279,76 @@ fn check_accounts(c: &mut Checker<'_>, raw: &[RawAccount], plan: Option<PlanTier
                 );
             }
         }
-        if let (Some(channel_secret), Some(channel_access_token)) = (secret, token) {
+        let login = a.login.as_ref().map(|l| check_login(c, l, &field("login")));
+        if let (Some(channel_secret), Some(channel_access_token), login @ (None | Some(Some(_)))) =
+            (secret, token, login)
+        {
             accounts.push(Account {
                 name: a.name.clone().unwrap_or_else(|| id.clone()),
                 id,
                 channel_secret,
                 channel_access_token,
                 active: is_active,
+                login: login.flatten(),
             });
         }
     }
     accounts
+}
+
+/// Checks an account's `login:` block; `field` is its path (`accounts[0].login`).
+fn check_login(c: &mut Checker<'_>, raw: &RawLogin, field: &str) -> Option<LoginConfig> {
+    let at = |name: &str| format!("{field}.{name}");
+    let channel_id = c.string(&raw.channel_id, &at("channel_id"));
+    if let Some(id) = &channel_id
+        && !(id.len() >= 5 && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        c.error(
+            &raw.channel_id,
+            &at("channel_id"),
+            format!("`{id}` is not a LINE Login channel id (its digits, from the channel's Basic settings)"),
+        );
+    }
+    let channel_secret = c.secret(&raw.channel_secret, &at("channel_secret"));
+    let liff_id = raw.liff_id.as_ref().and_then(|v| {
+        let id = c.string(v, &at("liff_id"))?;
+        let ok = id.split_once('-').is_some_and(|(channel, app)| {
+            !channel.is_empty()
+                && channel.bytes().all(|b| b.is_ascii_digit())
+                && !app.is_empty()
+                && app.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+        if !ok {
+            c.error(v, &at("liff_id"), format!("`{id}` is not a LIFF id like 1234567890-AbcdEfgh"));
+            return None;
+        }
+        Some(id)
+    });
+    let liff_ok = raw.liff_id.is_none() || liff_id.is_some();
+    let after_login_url = match &raw.after_login_url {
+        None => Some(None),
+        Some(v) => c.url(Some(v), &at("after_login_url"), "").map(Some),
+    };
+    let bot_prompt = match raw.bot_prompt.as_ref().map(|v| (v, v.value.as_str())) {
+        None | Some((_, "normal")) => Some(BotPrompt::Normal),
+        Some((_, "aggressive")) => Some(BotPrompt::Aggressive),
+        Some((_, "off")) => Some(BotPrompt::Off),
+        Some((v, other)) => {
+            c.error(v, &at("bot_prompt"), format!("unknown bot_prompt `{other}`; use normal, aggressive or off"));
+            None
+        }
+    };
+    match (channel_id, channel_secret, after_login_url, bot_prompt) {
+        (Some(channel_id), Some(channel_secret), Some(after_login_url), Some(bot_prompt)) if liff_ok => {
+            Some(LoginConfig {
+                channel_id,
+                channel_secret,
+                liff_id,
+                after_login_url,
+                email: raw.email.as_ref().is_some_and(|v| v.value),
+                bot_prompt,
+            })
+        }
+        _ => None,
+    }
 }

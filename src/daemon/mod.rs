@@ -32,6 +32,7 @@ use crate::http::{self, AppState};
 use crate::hubspot::HubSpotClient;
 use crate::hubspot::writer::{DrainReport, Writer};
 use crate::line::client::LineClient;
+use crate::line::login::LoginClient;
 use crate::liveness::Beat;
 use crate::pipelines::{RunError, RunReport, Runner, Scheduler};
 use crate::sends::{SendReport, Sender};
@@ -188,6 +189,8 @@ impl Daemon {
             store,
             inbox,
             sends,
+            outbox: core.outbox.clone(),
+            login: LoginClient::new(&config.line).context("building the LINE Login client")?,
             clock: options.clock.clone(),
             refusals: Arc::default(),
             beats: Arc::new(beats),

@@ -2,6 +2,8 @@
 //!
 //! - [`webhook`]: `POST /line/{account_id}/webhook`, LINE's events into the inbox.
 //! - [`hubspot_action`]: `POST /hubspot/actions/push-line-message`, the signed workflow action.
+//! - [`login`]: `/line/{account_id}/login…` and `/line/{account_id}/liff…`, ID linking through
+//!   LINE Login and LIFF, with the login's QR codes and the email permission's sample page.
 //! - [`ops`]: `GET /healthz` for load balancers and systemd watchdogs.
 //!
 //! Refused requests are logged through [`refusals`]: the first of a kind at once, the rest as
@@ -12,6 +14,7 @@
 //! and timeouts that keep the public port from being exhausted.
 
 mod hubspot_action;
+mod login;
 mod ops;
 pub mod refusals;
 pub mod server;
@@ -41,6 +44,10 @@ pub struct AppState {
     pub inbox: std::sync::Arc<tokio::sync::Notify>,
     /// Woken after a send is committed, so it goes out without polling delay.
     pub sends: std::sync::Arc<tokio::sync::Notify>,
+    /// Woken after a login is committed, so the writer links it without polling delay.
+    pub outbox: std::sync::Arc<tokio::sync::Notify>,
+    /// LINE Login's endpoints.
+    pub login: crate::line::login::LoginClient,
     /// The time signatures are checked against.
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Refused requests of the current minute, summarised instead of logged one by one.
@@ -56,6 +63,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/line/{account_id}/webhook", post(webhook::receive))
         .route("/hubspot/actions/push-line-message", post(hubspot_action::push_line_message))
+        .route("/line/{account_id}/login", get(login::start))
+        .route("/line/{account_id}/login/callback", get(login::callback))
+        .route("/line/{account_id}/login/qr.png", get(login::qr_png))
+        .route("/line/{account_id}/login/qr.svg", get(login::qr_svg))
+        .route("/line/{account_id}/login/sample", get(login::sample))
+        .route("/line/{account_id}/liff", get(login::liff_page))
+        .route("/line/{account_id}/liff/link", post(login::liff_link))
         .route("/healthz", get(ops::healthz))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

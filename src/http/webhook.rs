@@ -97,7 +97,7 @@ pub async fn receive(
 }
 
 /// At most 64 characters of an account id from the URL, for the log.
-fn truncated(id: &str) -> String {
+pub(super) fn truncated(id: &str) -> String {
     id.chars().take(64).collect()
 }
 

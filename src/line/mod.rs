@@ -1,7 +1,8 @@
-//! LINE: the webhook surface (signature, event envelope) and, later, the Messaging API client
-//! and LINE Login.
+//! LINE: the webhook surface (signature, event envelope), the Messaging API client, and LINE
+//! Login.
 
 pub mod client;
 pub mod limits;
+pub mod login;
 pub mod signature;
 pub mod webhook;

@@ -64,7 +64,7 @@ pub fn put_friends<'a>(
 
 /// A friend state from a row of `follow_ts, response_ts, synced_on, profile_fetched, following,
 /// display_name, picture_url`.
-fn friend_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<FriendState> {
+pub(super) fn friend_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<FriendState> {
     Ok(FriendState {
         follow_ts: r.get(0)?,
         response_ts: r.get(1)?,

@@ -147,6 +147,44 @@ const STEPS: &[&str] = &[
     // 6: the last profile read of each friend, so a contact deleted in HubSpot is recreated whole.
     "ALTER TABLE friends ADD COLUMN display_name TEXT;
     ALTER TABLE friends ADD COLUMN picture_url TEXT;",
+    // 7: ID linking through LINE Login: attempts in flight (state, nonce, PKCE verifier), link
+    // tokens for marketing emails (hashed) and who used them, and links an operator must see.
+    "CREATE TABLE login_attempts (
+        state         TEXT PRIMARY KEY,
+        account_id    TEXT    NOT NULL,
+        via           TEXT    NOT NULL,
+        nonce         TEXT    NOT NULL,
+        code_verifier TEXT    NOT NULL,
+        link_token    TEXT,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        used_at       INTEGER
+    ) STRICT;
+    CREATE INDEX login_attempts_expiry ON login_attempts (expires_at);
+    CREATE TABLE link_tokens (
+        token_hash TEXT PRIMARY KEY,
+        contact_id TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX link_tokens_contact ON link_tokens (contact_id);
+    CREATE TABLE link_token_uses (
+        token_hash TEXT    NOT NULL,
+        account_id TEXT    NOT NULL,
+        user_id    TEXT    NOT NULL,
+        used_at    INTEGER NOT NULL,
+        PRIMARY KEY (token_hash, account_id)
+    ) STRICT;
+    CREATE TABLE link_problems (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind       TEXT    NOT NULL,
+        account_id TEXT    NOT NULL,
+        user_id    TEXT    NOT NULL,
+        contact_id TEXT,
+        other_contact_id TEXT,
+        detail     TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build expects.

@@ -4,7 +4,8 @@
 //! account ([`accounts`]), what linehub knows per friend ([`friends`]), LINE user → contact links
 //! and owner tasks ([`contacts`]), the outbox of HubSpot writes ([`outbox`]), pipeline runs with
 //! their checkpoints ([`pipelines`]), broadcast recipients, chunks and send holds
-//! ([`broadcasts`]), and the one-to-one sends HubSpot asks for ([`sends`]).
+//! ([`broadcasts`]), the one-to-one sends HubSpot asks for ([`sends`]), and LINE Login attempts
+//! and link tokens ([`logins`]).
 //!
 //! Times are milliseconds since the Unix epoch, always handed in by the caller (`now`): the
 //! store never reads a clock, so tests that drive time drive it here too. The store is a leaf:
@@ -26,6 +27,7 @@ pub mod contacts;
 pub mod friends;
 pub mod inbox;
 mod lock;
+pub mod logins;
 mod migrations;
 pub mod outbox;
 pub mod pipelines;

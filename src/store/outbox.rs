@@ -46,6 +46,23 @@ pub enum Op {
         /// The note's text.
         body: String,
     },
+    /// Give the contact a LINE Login resolves to the user's LINE identity (see
+    /// [`crate::sync::login`]): found by link token or email, the placeholder merged into it,
+    /// or made.
+    LinkLogin {
+        /// The login attempt's state: one row per login.
+        login: String,
+        /// The account logged in to.
+        account: String,
+        /// The LINE user LINE vouched for.
+        user_id: String,
+        /// The LINE properties to set (`LINE User ID/Name/Picture/Follow/ID Sync Date _N`).
+        properties: BTreeMap<String, String>,
+        /// The email LINE vouched for, normalised.
+        email: Option<String>,
+        /// The contact a link token named.
+        token_contact: Option<String>,
+    },
     /// Tell HubSpot that a "Push LINE message" workflow action has finished.
     CompleteAction {
         /// The send it asked for.
@@ -65,6 +82,7 @@ impl Op {
             Op::OwnerTask { user_id, .. } => format!("task:{user_id}"),
             Op::SendNote { send_id, .. } => format!("note:{send_id}"),
             Op::CompleteAction { callback_id, .. } => format!("callback:{callback_id}"),
+            Op::LinkLogin { login, .. } => format!("login:{login}"),
         }
     }
 }

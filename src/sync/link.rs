@@ -100,11 +100,28 @@ pub fn link_properties(
     existing_sync_date: Option<&str>,
     now: i64,
 ) -> (BTreeMap<String, String>, FriendState) {
+    observed_link_properties(serial, user, profile, Some(true), state, existing_sync_date, now)
+}
+
+/// [`link_properties`] for a friendship observed at `now` as `following` (`None`: LINE did not
+/// say, so `Follow` is left as it is).
+pub fn observed_link_properties(
+    serial: i64,
+    user: &str,
+    profile: Option<LineProfile<'_>>,
+    following: Option<bool>,
+    state: &FriendState,
+    existing_sync_date: Option<&str>,
+    now: i64,
+) -> (BTreeMap<String, String>, FriendState) {
     let mut props = BTreeMap::new();
-    let mut next = observe_follow(state, true, now);
+    let mut next = state.clone();
     props.insert(Field::UserId.name(serial), user.to_string());
-    if observation_applies(state, now) {
-        props.insert(Field::Follow.name(serial), follow_value(true).to_string());
+    if let Some(following) = following {
+        next = observe_follow(state, following, now);
+        if observation_applies(state, now) {
+            props.insert(Field::Follow.name(serial), follow_value(following).to_string());
+        }
     }
     if let Some(p) = profile {
         props.extend(profile_properties(serial, p));

@@ -13,6 +13,7 @@
 pub mod activity;
 pub mod broadcast;
 pub mod link;
+pub mod login;
 pub mod owner_task;
 pub mod properties;
 pub mod rules;

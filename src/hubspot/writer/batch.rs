@@ -69,7 +69,7 @@ pub(super) fn ids_by_email(body: &Value) -> HashMap<String, String> {
 
 pub(super) fn user_of(op: &Op) -> &str {
     match op {
-        Op::Contact { user_id, .. } | Op::OwnerTask { user_id, .. } => user_id,
+        Op::Contact { user_id, .. } | Op::OwnerTask { user_id, .. } | Op::LinkLogin { user_id, .. } => user_id,
         Op::SendNote { .. } | Op::CompleteAction { .. } => "",
     }
 }
@@ -77,6 +77,7 @@ pub(super) fn user_of(op: &Op) -> &str {
 pub(super) fn props(op: &Op) -> BTreeMap<String, String> {
     match op {
         Op::Contact { properties, .. } => properties.clone(),
+        Op::LinkLogin { properties, .. } => properties.clone(),
         Op::OwnerTask { .. } | Op::SendNote { .. } | Op::CompleteAction { .. } => BTreeMap::new(),
     }
 }

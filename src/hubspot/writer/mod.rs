@@ -16,7 +16,8 @@
 //! policy ([`crate::retry`]) on the injected clock.
 //!
 //! This file holds the drain loop and failure handling; each kind of write has its own file:
-//! [`contacts`] (update, create, look up), [`tasks`] (owner tasks), [`send_log`] (timeline notes
+//! [`contacts`] (update, create, look up), [`logins`] (ID linking through LINE Login: find,
+//! merge, link), [`tasks`] (owner tasks), [`send_log`] (timeline notes
 //! and workflow action completions), and [`batch`] the coalescing and batch-answer plumbing.
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::store::{Op, Store, StoreError};
 
 mod batch;
 mod contacts;
+mod logins;
 mod send_log;
 mod tasks;
 
@@ -158,6 +160,12 @@ impl Writer {
     }
 
     async fn pass(&self, groups: Vec<Group>, report: &mut DrainReport) -> Result<(), WriterError> {
+        // Logins first: a contact write of the same user then goes to the contact it linked.
+        let (logins, groups): (Vec<Group>, Vec<Group>) =
+            groups.into_iter().partition(|g| matches!(g.op, Op::LinkLogin { .. }));
+        if !logins.is_empty() && !self.link_logins(logins, report).await? {
+            return Ok(());
+        }
         let (sends, groups): (Vec<Group>, Vec<Group>) =
             groups.into_iter().partition(|g| matches!(g.op, Op::SendNote { .. } | Op::CompleteAction { .. }));
         let (contacts, tasks): (Vec<Group>, Vec<Group>) =
@@ -256,7 +264,7 @@ impl Writer {
                             Box::pin(self.update_contacts(chunk, report)).await?
                         }
                     }
-                    Op::OwnerTask { .. } => {
+                    Op::OwnerTask { .. } | Op::LinkLogin { .. } => {
                         self.fail_groups(half, &e, report).await?;
                         true
                     }
