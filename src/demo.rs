@@ -2,7 +2,8 @@
 //!
 //! It starts the LINE and HubSpot simulators and a daemon on a generated config, then plays a
 //! short scenario over real HTTP, exactly as LINE and HubSpot would: a user adds the account as a
-//! friend and sends a message, then a HubSpot workflow pushes a LINE message back. After each
+//! friend and sends a message, then a HubSpot workflow pushes a LINE message back, then the user
+//! logs in with LINE and lands on the contact a rep had made for them. After each
 //! step it prints what changed in HubSpot, in HubSpot's words (contact properties by label, tasks,
 //! the timeline note), and what LINE delivered. Then it keeps serving, with the URLs printed, so the
 //! sandbox can be poked at by hand, until Ctrl-C (or exits at once with `--once`).
@@ -12,7 +13,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use linehub_sandbox::{ChannelSpec, Contact, OwnerSpec, Profile, Sandbox, SandboxConfig, hubspot_actions, webhook};
+use linehub_sandbox::{
+    ChannelSpec, Contact, LoginChannelSpec, LoginConsent, OwnerSpec, Profile, Sandbox, SandboxConfig, hubspot_actions,
+    webhook,
+};
 use tokio::net::TcpListener;
 
 use crate::daemon::Daemon;
@@ -24,6 +28,8 @@ const ACCOUNT: &str = "demo";
 const SECRET: &str = "demo-channel-secret-0123456789abcdef";
 const TOKEN: &str = "demo-channel-access-token";
 const CLIENT_SECRET: &str = "demo-hubspot-app-client-secret";
+const LOGIN_CHANNEL: &str = "1650000042";
+const LOGIN_SECRET: &str = "demo-login-channel-secret";
 
 /// Where the demo listens.
 pub struct DemoOptions {
@@ -46,9 +52,14 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
     .await
     .context("starting the sandbox")?;
     let bot = sandbox.line().add_channel(ChannelSpec::new(TOKEN, SECRET)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut login_channel =
+        LoginChannelSpec::new(LOGIN_CHANNEL, LOGIN_SECRET, format!("http://{}/line/{ACCOUNT}/login/callback", options.listen));
+    login_channel.linked_bot_access_token = Some(TOKEN.into());
+    login_channel.email_permission = true;
+    sandbox.line().add_login_channel(login_channel).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dir = tempfile_dir()?;
     let text = format!(
-        "server:\n  listen: \"{listen}\"\n  public_base_url: \"http://{listen}\"\nstore:\n  path: \"{store}\"\nplan: trial\nhubspot:\n  base_url: \"{hs}\"\n  token: \"{hs_token}\"\n  client_secret: \"{CLIENT_SECRET}\"\n  tier: professional\nline:\n  api_base_url: \"{hs}\"\n  data_api_base_url: \"{hs}\"\n  login_base_url: \"{hs}\"\naccounts:\n  - id: {ACCOUNT}\n    name: \"linehub demo\"\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n",
+        "server:\n  listen: \"{listen}\"\n  public_base_url: \"http://{listen}\"\nstore:\n  path: \"{store}\"\nplan: trial\nhubspot:\n  base_url: \"{hs}\"\n  token: \"{hs_token}\"\n  client_secret: \"{CLIENT_SECRET}\"\n  tier: professional\nline:\n  api_base_url: \"{hs}\"\n  data_api_base_url: \"{hs}\"\n  login_base_url: \"{hs}\"\naccounts:\n  - id: {ACCOUNT}\n    name: \"linehub demo\"\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n    login:\n      channel_id: \"{LOGIN_CHANNEL}\"\n      channel_secret: \"{LOGIN_SECRET}\"\n      email: true\n",
         listen = options.listen,
         store = dir.join("linehub.db").display(),
         hs = sandbox.base_url(),
@@ -157,6 +168,26 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
         serde_json::Value::Object(done.output_fields.into_iter().collect())
     );
 
+    let email = "hanako.sato@example.com";
+    let rep_contact = sandbox
+        .hubspot()
+        .create_contact(&[("email", email), ("firstname", "Hanako"), ("lastname", "Sato")])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("\n5. A rep had entered {name} from a web form as contact {rep_contact} ({email}).");
+    println!("   {name} opens the login link http://{}/line/{ACCOUNT}/login and shares her email with LINE.", options.listen);
+    let mut consent = LoginConsent::allow(&user, name);
+    consent.email = Some(email.into());
+    consent.grant_email = true;
+    sandbox.line().script_login(LOGIN_CHANNEL, consent).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let landed = log_in(&http, &format!("http://{}/line/{ACCOUNT}/login", daemon.addr()), &sandbox.base_url()).await?;
+    println!("   browser: LINE consent page -> allow -> linehub: \"{landed}\"");
+    let merged = wait_for(&sandbox, &user, |c| c.id == rep_contact).await?;
+    println!(
+        "   HubSpot: placeholder contact {} merged into contact {}, which now has the LINE identity",
+        contact.id, merged.id
+    );
+    print_properties(&merged, &["email"]);
+
     let violations = sandbox.violations();
     if !violations.is_empty() {
         bail!("the sandbox saw requests its contracts do not allow: {violations:?}");
@@ -227,6 +258,33 @@ async fn wait_for_completion(sandbox: &Sandbox) -> anyhow::Result<linehub_sandbo
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("the workflow action was not completed within 10 s")
+}
+
+/// Logs in through `login_url` as a browser would: to LINE's consent page, "allow", back to
+/// linehub; returns what linehub's page says.
+async fn log_in(http: &reqwest::Client, login_url: &str, line: &str) -> anyhow::Result<String> {
+    let page = http.get(login_url).send().await?.text().await?;
+    let session = page
+        .split("name=\"session\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("LINE's consent page has no form")?;
+    let consent = format!("{line}/oauth2/v2.1/authorize/consent");
+    let back = http.post(consent).form(&[("session", session), ("decision", "allow")]).send().await?;
+    let status = back.status();
+    let html = back.text().await?;
+    // The page's message is its `status` paragraph.
+    let text = html
+        .split("id=\"status\"")
+        .nth(1)
+        .and_then(|rest| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split("</p>").next())
+        .map(plain)
+        .unwrap_or_default();
+    if !status.is_success() {
+        bail!("the login failed ({status}): {text}");
+    }
+    Ok(text)
 }
 
 /// A note body's HTML as one line of text.

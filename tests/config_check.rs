@@ -161,3 +161,32 @@ fn credentials_in_a_url_never_reach_the_output() {
     );
     assert!(!output.contains("hunter2") && !output.contains("s3cret") && !output.contains("admin"), "{output}");
 }
+
+#[test]
+fn a_broken_login_block_names_each_mistake() {
+    let text = GOOD.replace(
+        "    channel_access_token: \"token-1\"\n",
+        "    channel_access_token: \"token-1\"\n    login:\n      channel_id: \"not-digits\"\n      channel_secret: \"${TEST_UNSET_LOGIN_SECRET}\"\n      liff_id: \"nodash\"\n      after_login_url: \"line.me/R/ti/p/@x\"\n      bot_prompt: loud\n",
+    );
+    assert_refused(
+        &text,
+        &[
+            "14:19: accounts[0].login.channel_id:",
+            "15:23: accounts[0].login.channel_secret:",
+            "16:16: accounts[0].login.liff_id:",
+            "17:24: accounts[0].login.after_login_url:",
+            "18:19: accounts[0].login.bot_prompt: unknown bot_prompt `loud`",
+        ],
+    );
+}
+
+#[test]
+fn a_good_login_block_passes() {
+    let text = GOOD.replace(
+        "    channel_access_token: \"token-1\"\n",
+        "    channel_access_token: \"token-1\"\n    login:\n      channel_id: \"1650000001\"\n      channel_secret: \"${TEST_SECRET}\"\n      liff_id: \"1650000001-AbCdEfGh\"\n      after_login_url: \"https://line.me/R/ti/p/@linehub\"\n      email: true\n      bot_prompt: aggressive\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, output) = check(&write_config_text(dir.path(), &text));
+    assert!(ok, "{output}");
+}

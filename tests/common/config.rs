@@ -33,6 +33,10 @@ pub struct ConfigFile {
     timeout_secs: Option<u64>,
     /// (id, channel secret, channel access token).
     accounts: Vec<(String, String, String)>,
+    /// `server.public_base_url`, when not the default `https://linehub.test`.
+    public_base_url: Option<String>,
+    /// (account id, the YAML lines of its `login:` block, indented for the account's mapping).
+    logins: Vec<(String, String)>,
 }
 
 impl ConfigFile {
@@ -64,7 +68,21 @@ impl ConfigFile {
             tier: None,
             timeout_secs: None,
             accounts: Vec::new(),
+            public_base_url: None,
+            logins: Vec::new(),
         }
+    }
+
+    /// Announces `url` as `server.public_base_url` (the address LINE sends people back to).
+    pub fn public_base_url(mut self, url: &str) -> ConfigFile {
+        self.public_base_url = Some(url.to_string());
+        self
+    }
+
+    /// Gives account `id` a `login:` block made of `yaml` (one `key: value` per line).
+    pub fn login(mut self, id: &str, yaml: &str) -> ConfigFile {
+        self.logins.push((id.to_string(), yaml.to_string()));
+        self
     }
 
     /// Listens on `127.0.0.1:port` (for a child process, whose address the test must know).
@@ -117,7 +135,8 @@ impl ConfigFile {
 
     /// The YAML.
     pub fn text(&self) -> String {
-        let mut t = format!("server:\n  listen: \"{}\"\n  public_base_url: \"https://linehub.test\"\n", self.listen);
+        let public = self.public_base_url.as_deref().unwrap_or("https://linehub.test");
+        let mut t = format!("server:\n  listen: \"{}\"\n  public_base_url: \"{public}\"\n", self.listen);
         if let Some(n) = self.max_body_bytes {
             t += &format!("  max_body_bytes: {n}\n");
         }
@@ -137,7 +156,7 @@ impl ConfigFile {
         }
         if let Some(url) = &self.upstream {
             t += &format!(
-                "line:\n  api_base_url: \"{url}\"\n  data_api_base_url: \"{url}\"\n  login_base_url: \"{url}\"\n"
+                "line:\n  api_base_url: \"{url}\"\n  data_api_base_url: \"{url}\"\n  login_base_url: \"{url}\"\n  liff_sdk_url: \"{url}/liff/sdk.js\"\n"
             );
         }
         if self.accounts.is_empty() {
@@ -147,6 +166,12 @@ impl ConfigFile {
         }
         for (id, secret, token) in &self.accounts {
             t += &format!("  - id: {id}\n    channel_secret: \"{secret}\"\n    channel_access_token: \"{token}\"\n");
+            for (_, block) in self.logins.iter().filter(|(account, _)| account == id) {
+                t += "    login:\n";
+                for line in block.lines() {
+                    t += &format!("      {line}\n");
+                }
+            }
         }
         t
     }

@@ -1,0 +1,55 @@
+//! The login pages in headless Chromium: the login link through LINE's (simulated) consent page
+//! and back, the LIFF page running the LIFF SDK, and the login's QR code read off the screen.
+//! Screenshots are kept in `target/test-output/`.
+
+mod common;
+
+use common::*;
+
+fn decode_qr(png: &[u8]) -> Vec<String> {
+    let img = image::load_from_memory(png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    prepared.detect_grids().into_iter().filter_map(|g| g.decode().ok().map(|(_, text)| text)).collect()
+}
+
+#[tokio::test]
+async fn a_person_logs_in_through_the_consent_page_and_the_qr_code_reads_back_the_login_url() {
+    let world = LoginWorld::new(&login_block(&format!("liff_id: \"{LIFF_ID}\""))).await;
+    let browser = Browser::start().await;
+
+    let user = linehub_sandbox::webhook::random_user_id();
+    world.script(LoginWorld::person(&user, "Hana", Some("hana@example.com")));
+    browser.goto(&world.url("/line/tokyo/login")).await;
+    let consent = browser.wait_for_text("Hana").await;
+    assert!(browser.url().await.starts_with(&world.sandbox.base_url()), "on LINE's consent page");
+    assert!(consent.to_lowercase().contains("email"), "{consent}");
+    browser.screenshot("login-1-consent").await;
+    browser.click("#allow").await;
+    browser.wait_for_text("Your LINE account is linked").await;
+    assert!(browser.url().await.starts_with(&world.url("/line/tokyo/login/callback")));
+    browser.screenshot("login-2-linked").await;
+    world.settle().await;
+    let found = world.contacts("email", "hana@example.com");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].properties["line_user_id_1"], user);
+
+    // The LIFF page, as LINE's in-app browser would open it.
+    let liff_user = linehub_sandbox::webhook::random_user_id();
+    world.script(LoginWorld::person(&liff_user, "Sora", Some("sora@example.com")));
+    browser.goto(&world.url("/line/tokyo/liff")).await;
+    browser.wait_for_text("Your LINE account is linked").await;
+    browser.screenshot("login-3-liff").await;
+    world.settle().await;
+    assert_eq!(world.contacts("email", "sora@example.com")[0].properties["line_user_id_1"], liff_user);
+
+    // The QR code as the browser shows it: with LIFF configured it opens the LIFF URL.
+    let page = format!(
+        "data:text/html,<body style='margin:40px;background:white'><img src='{}'></body>",
+        world.url("/line/tokyo/login/qr.png?size=320")
+    );
+    browser.goto(&page).await;
+    let shot = browser.screenshot("login-4-qr").await;
+    assert_eq!(decode_qr(&shot), vec![format!("https://liff.line.me/{LIFF_ID}")]);
+    browser.close().await;
+    world.sandbox.assert_no_violations();
+}
