@@ -22,7 +22,8 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn hs256(secret: &str, message: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(message);
     mac.finalize().into_bytes().to_vec()
 }

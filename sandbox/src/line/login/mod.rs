@@ -248,9 +248,10 @@ impl LoginState {
 
 /// True for a LIFF id: `{channel_id}-{8 alphanumerics}`.
 fn is_liff_id(liff_id: &str, channel_id: &str) -> bool {
-    liff_id.strip_prefix(channel_id).and_then(|rest| rest.strip_prefix('-')).is_some_and(|tail| {
-        tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
+    liff_id
+        .strip_prefix(channel_id)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|tail| tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// A random opaque token of `bytes` random bytes, base64url.

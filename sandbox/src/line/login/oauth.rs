@@ -237,7 +237,11 @@ pub(super) fn consent(line: &mut LineState, req: &RequestParts<'_>) -> Reply {
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let decision = field("decision");
     let Some(session) = field("session").and_then(|s| line.login.sessions.remove(s)) else {
-        return pages::error(StatusCode::BAD_REQUEST, "Login session expired", "This login session is unknown or used.");
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "Login session expired",
+            "This login session is unknown or used.",
+        );
     };
     if !matches!(decision, Some("allow" | "deny")) {
         return pages::error(StatusCode::BAD_REQUEST, "Invalid request", "decision must be allow or deny.");
@@ -540,7 +544,10 @@ mod tests {
 
     #[test]
     fn callback_parameters_join_the_redirect_uris_own_query() {
-        assert_eq!(callback_url("https://a.example/cb", &[("code", "x"), ("state", "s")]), "https://a.example/cb?code=x&state=s");
+        assert_eq!(
+            callback_url("https://a.example/cb", &[("code", "x"), ("state", "s")]),
+            "https://a.example/cb?code=x&state=s"
+        );
         assert_eq!(callback_url("https://a.example/cb?acct=1", &[("code", "x")]), "https://a.example/cb?acct=1&code=x");
         assert_eq!(callback_url("https://a.example/cb?", &[("code", "x")]), "https://a.example/cb?code=x");
         assert_eq!(
