@@ -64,6 +64,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sandbox/liff/{liff_id}/session", post(liff_session))
         .route("/_sandbox/hubspot/contacts", get(contacts).post(create_contact))
         .route("/_sandbox/hubspot/contacts/{id}", delete(delete_contact))
+        .route("/_sandbox/hubspot/merges", get(merges).post(merge_contacts))
         .route("/_sandbox/hubspot/tasks", get(tasks))
         .route("/_sandbox/hubspot/notes", get(notes))
         .route("/_sandbox/hubspot/callbacks", get(callbacks))
@@ -234,6 +235,29 @@ async fn delete_contact(State(shared): AppState, Path(id): Path<String>) -> Resp
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Body of `POST /_sandbox/hubspot/merges`, named as the API names them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MergeRequest {
+    primary_object_id: String,
+    object_id_to_merge: String,
+}
+
+/// `POST /_sandbox/hubspot/merges` `{primaryObjectId, objectIdToMerge}` → 200 `{"id"}` of the
+/// survivor: a HubSpot user merges two contacts in the UI. 404 unknown id, 400 same contact.
+async fn merge_contacts(State(shared): AppState, Json(req): Json<MergeRequest>) -> Response {
+    match hubspot(&shared).merge_contacts(&req.primary_object_id, &req.object_id_to_merge) {
+        Ok(id) => Json(json!({ "id": id })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /_sandbox/hubspot/merges` → every contact merge, oldest first, as
+/// `[{primaryId, mergedId}]`.
+async fn merges(State(shared): AppState) -> Response {
+    Json(hubspot(&shared).merges()).into_response()
 }
 
 /// `GET /_sandbox/hubspot/tasks` → every task with its associations.

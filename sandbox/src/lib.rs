@@ -13,7 +13,8 @@
 //! - [`contract`]: the OpenAPI 3.0 request checker; [`specs`]: the bundled contracts.
 //! - [`line`](mod@line): the Messaging API simulator and [`webhook`], LINE's side of webhooks;
 //!   [`line_login`]: LINE Login v2.1 and LIFF (authorization page, tokens, ID tokens, friendship).
-//! - [`hubspot`]: the CRM simulator (contacts, search, properties, owners, lists, tasks, notes)
+//! - [`hubspot`]: the CRM simulator (contacts and their merges, search, properties, owners, lists,
+//!   tasks, notes)
 //!   and workflow-action callbacks; [`hubspot_signing`]: the signatures HubSpot puts on the
 //!   requests it sends to an app (v3 and v2), for tests that play HubSpot calling linehub.
 //! - [`faults`], `server` (the listener, [`Sandbox`], [`serve`]), `admin` (`/_sandbox/` routes).
@@ -55,8 +56,8 @@ pub use faults::{FaultControl, Hold, Outage, RateLimit, Service};
 pub use hubspot::actions as hubspot_actions;
 pub use hubspot::signing as hubspot_signing;
 pub use hubspot::{
-    Activity, CallbackCompletion, CompletionRequest, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec,
-    RecordedRequest,
+    Activity, CallbackCompletion, CompletionRequest, Contact, ContactMerge, HubSpotControl, HubSpotStats, Owner,
+    OwnerSpec, RecordedRequest,
 };
 pub use line::login as line_login;
 pub use line::login::{LoginChannelSpec, LoginConsent, LoginRecord, LoginVia};
