@@ -7,7 +7,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn create(h: &Harness, properties: Value) -> String {
-    let (status, body) = status_json(h.hs_post("/crm/v3/objects/contacts", &json!({ "properties": properties })).await).await;
+    let (status, body) =
+        status_json(h.hs_post("/crm/v3/objects/contacts", &json!({ "properties": properties })).await).await;
     assert_eq!(status, 201, "{body}");
     body["id"].as_str().expect("id").to_string()
 }
@@ -21,7 +22,11 @@ async fn merge(h: &Harness, primary: &str, other: &str) -> (u16, Value) {
 async fn a_merge_keeps_the_primary_fills_its_gaps_and_keeps_the_other_email_taken() {
     let h = start().await;
     let primary = create(&h, json!({"email": "ann@example.com", "firstname": "Ann"})).await;
-    let other = create(&h, json!({"email": "ann.sato@example.com", "firstname": "Anne", "lastname": "Sato", "phone": "+81 90"})).await;
+    let other = create(
+        &h,
+        json!({"email": "ann.sato@example.com", "firstname": "Anne", "lastname": "Sato", "phone": "+81 90"}),
+    )
+    .await;
 
     let (status, survivor) = merge(&h, &primary, &other).await;
     assert_eq!(status, 200, "{survivor}");
@@ -40,9 +45,10 @@ async fn a_merge_keeps_the_primary_fills_its_gaps_and_keeps_the_other_email_take
     assert_eq!((merges[0].primary_id.as_str(), merges[0].merged_id.as_str()), (primary.as_str(), other.as_str()));
 
     // The merged email stays taken, by the survivor.
-    let (status, body) =
-        status_json(h.hs_post("/crm/v3/objects/contacts", &json!({"properties": {"email": "ann.sato@example.com"}})).await)
-            .await;
+    let (status, body) = status_json(
+        h.hs_post("/crm/v3/objects/contacts", &json!({"properties": {"email": "ann.sato@example.com"}})).await,
+    )
+    .await;
     assert_eq!(status, 409);
     assert_eq!(body["message"], format!("Contact already exists. Existing ID: {primary}"));
     h.sandbox.assert_no_violations();
@@ -64,7 +70,8 @@ async fn the_merged_id_and_email_keep_answering_with_the_survivor() {
     assert_eq!((status, &body["id"]), (200, &json!(primary)));
 
     let patch = json!({"properties": {"lastname": "Kato"}});
-    let (status, body) = status_json(h.hs(Method::PATCH, &format!("/crm/v3/objects/contacts/{other}"), Some(&patch)).await).await;
+    let (status, body) =
+        status_json(h.hs(Method::PATCH, &format!("/crm/v3/objects/contacts/{other}"), Some(&patch)).await).await;
     assert_eq!((status, &body["id"]), (200, &json!(primary)));
     assert_eq!(h.sandbox.hubspot().contact(&primary).expect("survivor").properties["lastname"], "Kato");
 
@@ -111,7 +118,8 @@ async fn tasks_of_the_merged_contact_move_to_the_survivor_and_a_bad_request_is_r
     assert_eq!(merge(&h, &a, &b).await.0, 200);
     assert_eq!(h.sandbox.hubspot().tasks()[0].associations[0].to_id, a);
 
-    let (status, _) = status_json(h.hs_post("/crm/v3/objects/contacts/merge", &json!({"primaryObjectId": a})).await).await;
+    let (status, _) =
+        status_json(h.hs_post("/crm/v3/objects/contacts/merge", &json!({"primaryObjectId": a})).await).await;
     assert_eq!(status, 400);
     let seen = h.sandbox.take_violations();
     assert!(seen.iter().any(|v| v.details.iter().any(|(at, _)| at == "/objectIdToMerge")), "{seen:?}");

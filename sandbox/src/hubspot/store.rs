@@ -291,9 +291,11 @@ impl ObjectStore {
             return Err(MergeRefusal::Unknown(other.to_string()));
         };
         let mut emails: Vec<String> = gone.values.get("email").into_iter().cloned().collect();
-        emails.extend(gone.values.get("hs_additional_emails").into_iter().flat_map(|e| e.split(';')).map(str::to_string));
+        emails
+            .extend(gone.values.get("hs_additional_emails").into_iter().flat_map(|e| e.split(';')).map(str::to_string));
         let mut merged_ids = vec![other.to_string()];
-        merged_ids.extend(gone.values.get("hs_merged_object_ids").into_iter().flat_map(|m| m.split(';')).map(str::to_string));
+        merged_ids
+            .extend(gone.values.get("hs_merged_object_ids").into_iter().flat_map(|m| m.split(';')).map(str::to_string));
         let mut taken = Vec::new();
         if let Some(r) = self.records.get_mut(&primary) {
             for (name, value) in &gone.values {

@@ -422,7 +422,8 @@ fn answer(shared: &Shared, req: &RequestParts<'_>) -> Reply {
     let result = oauth::dispatch(&mut lock(&shared.line), &call);
     match result {
         Ok(reply) => reply,
-        Err((v, reply)) => {
+        Err(refused) => {
+            let (v, reply) = *refused;
             shared.violations.record(v);
             reply
         }

@@ -69,7 +69,7 @@ impl Call<'_> {
 }
 
 /// A refused call: the violation to record and LINE's answer to it.
-pub(super) type Refused = (Violation, Reply);
+pub(super) type Refused = Box<(Violation, Reply)>;
 
 /// Runs the operation the request matched.
 pub(super) fn dispatch(line: &mut LineState, call: &Call<'_>) -> Result<Reply, Refused> {
@@ -92,7 +92,7 @@ pub(super) fn dispatch(line: &mut LineState, call: &Call<'_>) -> Result<Reply, R
                 format!("linehub-sandbox does not simulate {op}"),
             );
             let reply = super::violation_reply(&v);
-            Err((v, reply))
+            Err(Box::new((v, reply)))
         }
     }
 }
@@ -166,7 +166,10 @@ fn authorize(line: &mut LineState, call: &Call<'_>) -> Result<Reply, Refused> {
                 call.matched.operation_id.clone(),
                 format!("linehub-sandbox does not simulate {param}={value}"),
             );
-            return Err((v, pages::error(StatusCode::NOT_IMPLEMENTED, "Not simulated", &format!("{param}={value}"))));
+            return Err(Box::new((
+                v,
+                pages::error(StatusCode::NOT_IMPLEMENTED, "Not simulated", &format!("{param}={value}")),
+            )));
         }
     }
     let mut scopes: Vec<String> = Vec::new();
@@ -178,11 +181,11 @@ fn authorize(line: &mut LineState, call: &Call<'_>) -> Result<Reply, Refused> {
     let has = |s: &str| scopes.iter().any(|x| x == s);
     if !has("openid") && !has("profile") {
         let v = call.rule("scope needs openid or profile", "query:scope", "neither openid nor profile is asked");
-        return Err((v, redirect_error("INVALID_SCOPE", "scope must include openid or profile")));
+        return Err(Box::new((v, redirect_error("INVALID_SCOPE", "scope must include openid or profile"))));
     }
     if has("email") && !has("openid") {
         let v = call.rule("the email scope needs openid", "query:scope", "email without openid");
-        return Err((v, redirect_error("INVALID_SCOPE", "email needs the openid scope")));
+        return Err(Box::new((v, redirect_error("INVALID_SCOPE", "email needs the openid scope"))));
     }
     let code_challenge = call.query("code_challenge").map(str::to_string);
     if code_challenge.is_some() != call.query("code_challenge_method").is_some() {
@@ -191,7 +194,10 @@ fn authorize(line: &mut LineState, call: &Call<'_>) -> Result<Reply, Refused> {
             "query:code_challenge_method",
             "only one of code_challenge and code_challenge_method is given",
         );
-        return Err((v, redirect_error("INVALID_REQUEST", "code_challenge needs code_challenge_method=S256")));
+        return Err(Box::new((
+            v,
+            redirect_error("INVALID_REQUEST", "code_challenge needs code_challenge_method=S256"),
+        )));
     }
     let bot_prompt = call.query("bot_prompt").is_some();
     let channel_id = client_id.to_string();
