@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 use crate::error::ControlError;
 use crate::faults::{FaultControl, Outage, RateLimit, Service};
 use crate::hubspot::{HubSpotControl, OwnerSpec};
+use crate::line::login::{LoginChannelSpec, LoginConsent};
 use crate::line::{ChannelSpec, LineControl, Profile};
+use crate::lock;
 use crate::server::Shared;
 
 impl IntoResponse for ControlError {
@@ -31,7 +33,9 @@ impl IntoResponse for ControlError {
             | ControlError::UnknownFriend { .. }
             | ControlError::UnknownRecord { .. } => StatusCode::NOT_FOUND,
             ControlError::DuplicateChannel(_) => StatusCode::CONFLICT,
-            ControlError::InvalidUserId(_) | ControlError::Refused(_) => StatusCode::BAD_REQUEST,
+            ControlError::InvalidUserId(_) | ControlError::InvalidSpec(_) | ControlError::Refused(_) => {
+                StatusCode::BAD_REQUEST
+            }
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
@@ -55,8 +59,12 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sandbox/line/channels", post(add_channel).get(list_channels))
         .route("/_sandbox/line/friends", post(add_friend).get(list_friends))
         .route("/_sandbox/line/messages", get(sent_messages))
+        .route("/_sandbox/line/login-channels", post(add_login_channel).get(list_login_channels))
+        .route("/_sandbox/line/logins", post(script_login).get(logins))
+        .route("/_sandbox/liff/{liff_id}/session", post(liff_session))
         .route("/_sandbox/hubspot/contacts", get(contacts).post(create_contact))
         .route("/_sandbox/hubspot/contacts/{id}", delete(delete_contact))
+        .route("/_sandbox/hubspot/merges", get(merges).post(merge_contacts))
         .route("/_sandbox/hubspot/tasks", get(tasks))
         .route("/_sandbox/hubspot/notes", get(notes))
         .route("/_sandbox/hubspot/callbacks", get(callbacks))
@@ -144,6 +152,61 @@ async fn sent_messages(State(shared): AppState) -> Response {
     Json(line(&shared).sent_messages()).into_response()
 }
 
+/// `POST /_sandbox/line/login-channels` with a [`LoginChannelSpec`] (`channelId`,
+/// `channelSecret`, `callbackUrls` required; `linkedBotAccessToken`, `liffIds`,
+/// `emailPermission` optional) → 201 with the spec; 400 for a malformed one, 404 for an unknown
+/// linked bot, 409 for a channel or LIFF id already registered.
+async fn add_login_channel(State(shared): AppState, Json(spec): Json<LoginChannelSpec>) -> Response {
+    match line(&shared).add_login_channel(spec.clone()) {
+        Ok(()) => (StatusCode::CREATED, Json(spec)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /_sandbox/line/login-channels` → every registered Login channel.
+async fn list_login_channels(State(shared): AppState) -> Json<Vec<LoginChannelSpec>> {
+    Json(line(&shared).login_channels())
+}
+
+/// Body of `POST /_sandbox/line/logins`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScriptedLogin {
+    /// The Login channel whose next login this is.
+    channel_id: String,
+    #[serde(flatten)]
+    consent: LoginConsent,
+}
+
+/// `POST /_sandbox/line/logins` `{channelId, userId, name, picture?, email?, grantEmail?,
+/// addFriend?, deny?}` → 201 `{"userId"}`: queues the user of the channel's next authorization
+/// request or LIFF session ([`LineControl::script_login`]).
+async fn script_login(State(shared): AppState, Json(req): Json<ScriptedLogin>) -> Response {
+    let user_id = req.consent.user_id.clone();
+    match line(&shared).script_login(&req.channel_id, req.consent) {
+        Ok(()) => (StatusCode::CREATED, Json(json!({ "userId": user_id }))).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /_sandbox/line/logins` → every decided login, oldest first, as
+/// `[{channelId, userId, via: "web"|"liff", allowed, becameFriend}]`.
+async fn logins(State(shared): AppState) -> Response {
+    Json(line(&shared).logins()).into_response()
+}
+
+/// `POST /_sandbox/liff/{liffId}/session` → `{idToken, accessToken}`: what the stand-in LIFF
+/// SDK's `liff.init` calls (from the page's origin, hence CORS). 404 unknown LIFF id, 409 no
+/// login scripted, 403 the scripted user refused.
+async fn liff_session(State(shared): AppState, Path(liff_id): Path<String>) -> Response {
+    let result = crate::line::login::liff_session(&mut lock(&shared.line), &liff_id);
+    let response = match result {
+        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
+        Err((status, message)) => (status, Json(json!({ "error": message }))).into_response(),
+    };
+    ([("access-control-allow-origin", "*")], response).into_response()
+}
+
 /// `GET /_sandbox/hubspot/contacts` → every contact, archived included, with all properties.
 async fn contacts(State(shared): AppState) -> Response {
     Json(hubspot(&shared).contacts()).into_response()
@@ -172,6 +235,29 @@ async fn delete_contact(State(shared): AppState, Path(id): Path<String>) -> Resp
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Body of `POST /_sandbox/hubspot/merges`, named as the API names them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MergeRequest {
+    primary_object_id: String,
+    object_id_to_merge: String,
+}
+
+/// `POST /_sandbox/hubspot/merges` `{primaryObjectId, objectIdToMerge}` → 200 `{"id"}` of the
+/// survivor: a HubSpot user merges two contacts in the UI. 404 unknown id, 400 same contact.
+async fn merge_contacts(State(shared): AppState, Json(req): Json<MergeRequest>) -> Response {
+    match hubspot(&shared).merge_contacts(&req.primary_object_id, &req.object_id_to_merge) {
+        Ok(id) => Json(json!({ "id": id })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /_sandbox/hubspot/merges` → every contact merge, oldest first, as
+/// `[{primaryId, mergedId}]`.
+async fn merges(State(shared): AppState) -> Response {
+    Json(hubspot(&shared).merges()).into_response()
 }
 
 /// `GET /_sandbox/hubspot/tasks` → every task with its associations.

@@ -6,11 +6,13 @@
 /// A control call that could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
-    /// No registered LINE channel has this access token or bot user id.
-    #[error("no LINE channel with access token or bot user id {0:?}")]
+    /// No registered LINE channel has this access token or bot user id (or, for LINE Login,
+    /// this channel id).
+    #[error("no LINE channel with access token, bot user id or channel id {0:?}")]
     UnknownChannel(String),
-    /// A channel with this access token or bot user id is already registered.
-    #[error("a LINE channel with access token or bot user id {0:?} already exists")]
+    /// A channel with this access token or bot user id (or Login channel id, or LIFF id) is
+    /// already registered.
+    #[error("a LINE channel with access token, bot user id, channel id or LIFF id {0:?} already exists")]
     DuplicateChannel(String),
     /// The user is not (and never was) a friend of the channel.
     #[error("{user_id} is not a friend of channel {channel}")]
@@ -31,6 +33,9 @@ pub enum ControlError {
         /// The id asked about.
         id: String,
     },
+    /// A LINE Login channel spec that LINE would not accept (channel id, LIFF id, callback URL).
+    #[error("invalid LINE Login channel: {0}")]
+    InvalidSpec(String),
     /// HubSpot refused the values (unknown property, bad option, duplicate email).
     #[error("HubSpot refused the values: {0}")]
     Refused(String),

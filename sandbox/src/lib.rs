@@ -2,8 +2,8 @@
 //!
 //! The real services are not reachable from tests, so the sandbox plays them on one local HTTP
 //! listener, and plays them strictly: every request is checked against the services' contracts
-//! (LINE's own OpenAPI documents; for HubSpot, linehub's contract written from HubSpot's public
-//! documentation) and a request off-contract is answered the way the service would (400) *and*
+//! (LINE's own OpenAPI documents; for LINE Login and HubSpot, linehub's contracts written from
+//! their public documentation) and a request off-contract is answered the way the service would (400) *and*
 //! recorded, so [`Sandbox::assert_no_violations`] fails the test that sent it. State is kept the
 //! way the services keep it: unique emails and 409s, 207 partial batches, rate limits with the
 //! real headers, 404 profiles for non-friends, retry keys, quotas. [`FaultControl`] makes either
@@ -11,8 +11,10 @@
 //!
 //! Layout:
 //! - [`contract`]: the OpenAPI 3.0 request checker; [`specs`]: the bundled contracts.
-//! - [`line`](mod@line): the Messaging API simulator and [`webhook`], LINE's side of webhooks.
-//! - [`hubspot`]: the CRM simulator (contacts, search, properties, owners, lists, tasks, notes)
+//! - [`line`](mod@line): the Messaging API simulator and [`webhook`], LINE's side of webhooks;
+//!   [`line_login`]: LINE Login v2.1 and LIFF (authorization page, tokens, ID tokens, friendship).
+//! - [`hubspot`]: the CRM simulator (contacts and their merges, search, properties, owners, lists,
+//!   tasks, notes)
 //!   and workflow-action callbacks; [`hubspot_signing`]: the signatures HubSpot puts on the
 //!   requests it sends to an app (v3 and v2), for tests that play HubSpot calling linehub.
 //! - [`faults`], `server` (the listener, [`Sandbox`], [`serve`]), `admin` (`/_sandbox/` routes).
@@ -54,9 +56,11 @@ pub use faults::{FaultControl, Hold, Outage, RateLimit, Service};
 pub use hubspot::actions as hubspot_actions;
 pub use hubspot::signing as hubspot_signing;
 pub use hubspot::{
-    Activity, CallbackCompletion, CompletionRequest, Contact, HubSpotControl, HubSpotStats, Owner, OwnerSpec,
-    RecordedRequest,
+    Activity, CallbackCompletion, CompletionRequest, Contact, ContactMerge, HubSpotControl, HubSpotStats, Owner,
+    OwnerSpec, RecordedRequest,
 };
+pub use line::login as line_login;
+pub use line::login::{LoginChannelSpec, LoginConsent, LoginRecord, LoginVia};
 pub use line::webhook;
 pub use line::{ChannelSpec, Friend, LineControl, Profile, SendKind, SentMessage};
 pub use server::{Sandbox, SandboxConfig, serve};

@@ -1,6 +1,7 @@
 //! The listener that serves both simulators and the admin API, in-process or standalone.
 //!
-//! One HTTP listener answers LINE paths (`/v2/...`), HubSpot paths (`/crm/v3/...` and the dated
+//! One HTTP listener answers LINE paths (`/v2/...`; LINE Login's `/oauth2/...`, `/v2/profile`,
+//! `/friendship/...` and the LIFF SDK `/liff/sdk.js`), HubSpot paths (`/crm/v3/...` and the dated
 //! `/crm/{objects,properties,owners,lists}/YYYY-MM/...` forms, mapped onto `/crm/v3`;
 //! `/automation/v4/...` and the dated `/automation/actions/callbacks/YYYY-MM/...`, mapped onto
 //! `/automation/v4/actions/callbacks`) and the admin API (`/_sandbox/...`). A path none of them
@@ -92,7 +93,7 @@ fn is_dated(version: &str) -> bool {
 
 /// Which simulator serves a path, and the path it knows it by (dated HubSpot paths become v3/v4).
 fn route(path: &str) -> Option<(Service, String)> {
-    if path.starts_with("/v2/") {
+    if path.starts_with("/v2/") || line::login::serves(path) {
         return Some((Service::Line, path.to_string()));
     }
     if let Some(rest) = path.strip_prefix("/automation/") {
@@ -147,6 +148,7 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         body: &bytes,
     };
     let response = match service {
+        Service::Line if line::login::serves(&path) => line::login::handle(&shared, &req),
         Service::Line => line::handle(&shared, &req),
         Service::HubSpot => hubspot::handle(&shared, &req),
     }
@@ -304,5 +306,7 @@ mod tests {
         assert_eq!(hs("/automation/actions/callbacks/v4/complete"), None);
         assert_eq!(hs("/automation/actions/2026-03/callbacks/complete"), None);
         assert_eq!(hs("/oauth/v1/token"), None);
+        assert_eq!(hs("/oauth2/v2.1/token"), Some((Service::Line, "/oauth2/v2.1/token".into())));
+        assert_eq!(hs("/friendship/v1/status"), Some((Service::Line, "/friendship/v1/status".into())));
     }
 }

@@ -1,8 +1,9 @@
 //! The contracts the simulators check requests against, parsed once per process.
 //!
 //! LINE's own OpenAPI documents (Apache-2.0, copied unchanged into `specs/line/`) and linehub's
-//! own HubSpot contract (`contracts/hubspot.yaml`, written from HubSpot's public documentation)
-//! are compiled into the crate, so the standalone `linehub sandbox` needs no files beside it.
+//! own contracts for LINE Login (`contracts/line-login.yaml`) and HubSpot
+//! (`contracts/hubspot.yaml`), written from the services' public documentation, are compiled
+//! into the crate, so the standalone `linehub sandbox` needs no files beside it.
 //! A document that fails to load is a defect of this crate, caught by its tests, hence the panics.
 
 use std::sync::OnceLock;
@@ -13,6 +14,8 @@ use crate::contract::Contract;
 const LINE_MESSAGING_API: &str = include_str!("../specs/line/messaging-api.yml");
 /// LINE webhook definitions, as published by LINE.
 const LINE_WEBHOOK: &str = include_str!("../specs/line/webhook.yml");
+/// linehub's LINE Login v2.1 / LIFF contract.
+const LINE_LOGIN: &str = include_str!("../contracts/line-login.yaml");
 /// linehub's HubSpot CRM contract.
 const HUBSPOT: &str = include_str!("../contracts/hubspot.yaml");
 
@@ -36,6 +39,16 @@ pub fn line_webhook() -> &'static Contract {
     load(&CELL, || {
         Contract::from_yaml("webhook.yml", LINE_WEBHOOK)
             .unwrap_or_else(|e| panic!("bundled LINE webhook spec does not load: {e}"))
+    })
+}
+
+/// linehub's LINE Login v2.1 and LIFF contract, written from LINE's public documentation (LINE
+/// publishes no OpenAPI document for Login).
+pub fn line_login() -> &'static Contract {
+    static CELL: OnceLock<Contract> = OnceLock::new();
+    load(&CELL, || {
+        Contract::from_yaml("line-login.yaml", LINE_LOGIN)
+            .unwrap_or_else(|e| panic!("bundled LINE Login contract does not load: {e}"))
     })
 }
 

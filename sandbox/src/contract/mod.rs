@@ -3,13 +3,14 @@
 //! A [`Contract`] is one or more OpenAPI 3.0 documents (LINE's `messaging-api.yml`, linehub's own
 //! `hubspot.yaml`). [`Contract::check`] finds the operation a request is aimed at (method plus
 //! path template, literal segments beating templated ones), then checks the path, query and header
-//! parameters it declares and the JSON request body against the operation's schema. Anything the
-//! documents do not describe is a [`Violation`]: an unknown path or method, a missing or extra
-//! body, a body of the wrong shape. [`Contract::validate_schema`] checks any JSON value against a
+//! parameters it declares and the request body (JSON, or a form decoded into an object) against
+//! the operation's schema. Anything the documents do not describe is a [`Violation`]: an unknown
+//! path or method, a missing or extra body, a body of the wrong shape. [`Contract::validate_schema`] checks any JSON value against a
 //! named schema (the sandbox uses it on the webhook bodies it builds).
 //!
 //! What is not checked: security schemes (the simulators answer 401 themselves), cookies,
-//! response bodies, non-JSON bodies beyond their media type.
+//! response bodies, bodies other than JSON and `application/x-www-form-urlencoded` forms beyond
+//! their media type.
 
 mod params;
 mod paths;
@@ -507,6 +508,11 @@ impl Contract {
         let content = spec.get("content").and_then(Value::as_object)?;
         let content_type = req.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
         let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if media == FORM_MEDIA
+            && let Some(form) = content.iter().find(|(k, _)| k.eq_ignore_ascii_case(FORM_MEDIA)).map(|(_, v)| v)
+        {
+            return Some(self.check_form(doc, form.get("schema"), req.body, details));
+        }
         let json_schema = content.iter().find(|(k, _)| is_json_media(k)).map(|(_, v)| v.get("schema"));
         let Some(json_schema) = json_schema else {
             let accepted = content.keys().any(|k| media_matches(k, &media));
@@ -539,7 +545,65 @@ impl Contract {
         }
         Some(value)
     }
+
+    /// Decodes an `application/x-www-form-urlencoded` body into an object (each field typed as
+    /// its schema property declares) and checks it against `schema`; problems are located by
+    /// JSON pointers naming the field (`/code_verifier`).
+    fn check_form(
+        &self,
+        doc: &Document,
+        schema: Option<&Value>,
+        body: &[u8],
+        details: &mut Vec<(String, String)>,
+    ) -> Value {
+        let text = String::from_utf8_lossy(body);
+        let resolved = schema.and_then(|s| self.resolve(doc, s));
+        let mut fields = serde_json::Map::new();
+        for (name, raw) in parse_query(Some(&text)) {
+            let at = schema::child("", &name);
+            if fields.contains_key(&name) {
+                details.push((at, "is given more than once".to_string()));
+                continue;
+            }
+            let ty = resolved.as_ref().and_then(|s| self.form_field_type(doc, s, &name, 0));
+            match params::coerce(ty.as_deref(), &raw) {
+                Ok(v) => {
+                    fields.insert(name, v);
+                }
+                Err(e) => details.push((at, e)),
+            }
+        }
+        let value = Value::Object(fields);
+        if let Some(schema) = schema {
+            for e in Validator::new(&doc.root, &self.patterns).check(schema, &value, "") {
+                if !details.iter().any(|(at, _)| *at == e.pointer) {
+                    details.push((e.pointer, e.message));
+                }
+            }
+        }
+        value
+    }
+
+    /// The `type` a form schema declares for field `name`, looking through `allOf`/`oneOf`/
+    /// `anyOf` alternatives (a token request is often a `oneOf` by grant type).
+    fn form_field_type(&self, doc: &Document, schema: &Value, name: &str, depth: usize) -> Option<String> {
+        if depth > 8 {
+            return None;
+        }
+        let schema = self.resolve(doc, schema)?;
+        if let Some(prop) = schema.get("properties").and_then(|p| p.get(name)) {
+            return self.resolve(doc, prop)?.get("type").and_then(Value::as_str).map(str::to_string);
+        }
+        ["allOf", "oneOf", "anyOf"]
+            .iter()
+            .filter_map(|k| schema.get(*k).and_then(Value::as_array))
+            .flatten()
+            .find_map(|alt| self.form_field_type(doc, alt, name, depth + 1))
+    }
 }
+
+/// The media type of HTML forms and OAuth 2.0 token requests.
+const FORM_MEDIA: &str = "application/x-www-form-urlencoded";
 
 fn is_json_media(media: &str) -> bool {
     let media = media.split(';').next().unwrap_or("").trim();

@@ -201,3 +201,68 @@ fn merged_documents_answer_for_each_others_paths() {
     assert_eq!(get("/a").expect("a").operation_id.as_deref(), Some("getA"));
     assert_eq!(get("/b").expect("b").operation_id.as_deref(), Some("getB"));
 }
+
+/// A token endpoint in the style of OAuth 2.0: a form body whose fields are typed by its schema.
+const FORM_DOC: &str = r#"
+openapi: 3.0.0
+paths:
+  /token:
+    post:
+      operationId: issueToken
+      requestBody:
+        required: true
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              $ref: '#/components/schemas/TokenRequest'
+components:
+  schemas:
+    TokenRequest:
+      type: object
+      required: [grant_type, client_id]
+      additionalProperties: false
+      properties:
+        grant_type: {type: string, enum: [authorization_code]}
+        client_id: {type: string, pattern: '^[0-9]+$'}
+        code_verifier: {type: string, minLength: 43, maxLength: 128}
+        max_age: {type: integer, minimum: 0}
+"#;
+
+fn form(c: &Contract, content_type: &str, body: &str) -> Result<Matched, Violation> {
+    let mut h = HeaderMap::new();
+    h.insert("content-type", HeaderValue::from_str(content_type).expect("header"));
+    c.check(&RequestParts { method: "POST", path: "/token", query: None, headers: &h, body: body.as_bytes() })
+}
+
+#[test]
+fn form_bodies_are_decoded_typed_and_checked_against_their_schema() {
+    let c = Contract::from_yaml("form", FORM_DOC).expect("loads");
+    let verifier = "a".repeat(43);
+    let ok = form(
+        &c,
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        &format!("grant_type=authorization_code&client_id=1650000001&code_verifier={verifier}&max_age=60"),
+    )
+    .expect("valid form");
+    assert_eq!(
+        ok.body,
+        Some(json!({"grant_type": "authorization_code", "client_id": "1650000001",
+                    "code_verifier": verifier, "max_age": 60}))
+    );
+
+    let v = form(&c, "application/x-www-form-urlencoded", "grant_type=password&code_verifier=short&max_age=x&extra=1")
+        .unwrap_err();
+    let at: Vec<&str> = v.details.iter().map(|(a, _)| a.as_str()).collect();
+    for expected in ["/grant_type", "/code_verifier", "/max_age", "/extra", "/client_id"] {
+        assert!(at.contains(&expected), "{expected} missing from {v}");
+    }
+
+    let v = form(&c, "application/x-www-form-urlencoded", "grant_type=authorization_code&client_id=1&client_id=2")
+        .unwrap_err();
+    assert!(v.details.iter().any(|(a, m)| a == "/client_id" && m.contains("more than once")), "{v}");
+
+    let v = form(&c, "application/json", r#"{"grant_type":"authorization_code","client_id":"1"}"#).unwrap_err();
+    assert_eq!(v.details[0].0, "header:Content-Type");
+    let v = form(&c, "application/x-www-form-urlencoded", "").unwrap_err();
+    assert_eq!(v.details[0], ("body".to_string(), "a request body is required".to_string()));
+}

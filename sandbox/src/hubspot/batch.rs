@@ -342,6 +342,7 @@ pub(crate) fn archive(state: &mut HubSpotState, ctx: &Ctx<'_>) -> Result<Reply, 
     let store = state.store_mut(ctx.kind());
     for key in keys {
         if let Ok(id) = key.parse::<u64>() {
+            let id = store.survivor(id);
             store.archive(id, ctx.now, ctx.now_ms, ctx.lag);
         }
     }

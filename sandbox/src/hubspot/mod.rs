@@ -10,7 +10,7 @@
 //! 3. `Authorization: Bearer` must equal the configured token, else 401 `INVALID_AUTHENTICATION`;
 //! 4. rate limits (see [`rate_limit`]): burst and daily for everything but search, the search
 //!    bucket for search; counted responses carry the `X-HubSpot-RateLimit-*` headers;
-//! 5. the operation (see `objects`, `batch`, `search`, `properties`, `owners`, `lists`,
+//! 5. the operation (see `objects`, `batch`, `merge`, `search`, `properties`, `owners`, `lists`,
 //!    `callbacks`).
 //!
 //! Every request counts in [`HubSpotStats`]. The [`HubSpotControl`] handle lets tests seed and
@@ -22,6 +22,7 @@ mod batch;
 mod callbacks;
 mod error;
 mod lists;
+mod merge;
 mod objects;
 mod owners;
 mod properties;
@@ -40,6 +41,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 pub use callbacks::{CallbackCompletion, CompletionRequest};
+pub use merge::ContactMerge;
 pub use owners::{Owner, OwnerSpec};
 pub use properties::{PropertyInfo, PropertyOption};
 pub use rate_limit::HubSpotStats;
@@ -96,6 +98,8 @@ pub(crate) struct HubSpotState {
     /// The bodies of requests, kept only while a test asks for them
     /// ([`HubSpotControl::record_requests`]): benchmarks send too many to keep.
     journal: Option<Vec<RecordedRequest>>,
+    /// Every contact merge, oldest first.
+    merges: Vec<ContactMerge>,
 }
 
 /// One HubSpot API request as a test sees it, when recording ([`HubSpotControl::record_requests`]):
@@ -127,6 +131,7 @@ impl HubSpotState {
             token: cfg.hubspot_token.clone(),
             lag: cfg.search_lag,
             journal: None,
+            merges: Vec::new(),
         }
     }
 
@@ -355,6 +360,7 @@ fn dispatch(state: &mut HubSpotState, ctx: &Ctx<'_>) -> Result<Reply, Refusal> {
         "getContact" | "getTask" | "getNote" => objects::get(state, ctx),
         "updateContact" | "updateTask" => objects::update(state, ctx),
         "archiveContact" => objects::archive(state, ctx),
+        "mergeContacts" => merge::merge(state, ctx),
         "batchReadContacts" | "batchReadTasks" | "batchReadNotes" => batch::read(state, ctx),
         "batchCreateContacts" | "batchCreateTasks" | "batchCreateNotes" => batch::create(state, ctx),
         "batchUpdateContacts" => batch::update(state, ctx),
@@ -413,10 +419,29 @@ impl HubSpotControl {
         self.state().contacts.records.values().map(contact_of).collect()
     }
 
-    /// One contact by id (archived or not).
+    /// One contact by id (archived or not); a merged contact's id gives the survivor.
     pub fn contact(&self, id: &str) -> Option<Contact> {
         let id = id.parse::<u64>().ok()?;
-        self.state().contacts.records.get(&id).map(contact_of)
+        let state = self.state();
+        state.contacts.records.get(&state.contacts.survivor(id)).map(contact_of)
+    }
+
+    /// Merges contact `merged` into `primary`, as a HubSpot user would in the UI (earlier merges
+    /// followed); returns the survivor's id.
+    pub fn merge_contacts(&self, primary: &str, merged: &str) -> Result<String, ControlError> {
+        let mut state = self.state();
+        let lag = state.lag;
+        merge::merge_contacts(&mut state, primary, merged, Instant::now(), time::now_ms(), lag)
+            .map(|id| id.to_string())
+            .map_err(|refusal| match refusal {
+                store::MergeRefusal::SameRecord => ControlError::Refused(format!("cannot merge {primary} with itself")),
+                store::MergeRefusal::Unknown(id) => ControlError::UnknownRecord { object: "contact", id },
+            })
+    }
+
+    /// Every contact merge (API or [`HubSpotControl::merge_contacts`]), oldest first.
+    pub fn merges(&self) -> Vec<ContactMerge> {
+        self.state().merges.clone()
     }
 
     /// The live contact with this email (compared without case).
@@ -481,7 +506,10 @@ impl HubSpotControl {
     pub fn delete_contact(&self, id: &str) -> Result<(), ControlError> {
         let mut state = self.state();
         let lag = state.lag;
-        let archived = id.parse::<u64>().is_ok_and(|n| state.contacts.archive(n, Instant::now(), time::now_ms(), lag));
+        let archived = id.parse::<u64>().is_ok_and(|n| {
+            let n = state.contacts.survivor(n);
+            state.contacts.archive(n, Instant::now(), time::now_ms(), lag)
+        });
         if archived { Ok(()) } else { Err(ControlError::UnknownRecord { object: "contact", id: id.to_string() }) }
     }
 

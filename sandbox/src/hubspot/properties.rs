@@ -179,6 +179,7 @@ fn seed(kind: ObjectKind) -> (Vec<PropertyInfo>, Vec<PropertyGroup>) {
                 read_only(def("lastmodifieddate", "Last Modified Date", "datetime", "date", g)),
                 read_only(def("hs_object_id", "Record ID", "number", "number", g)),
                 read_only(def("hs_additional_emails", "Additional email addresses", "enumeration", "checkbox", g)),
+                read_only(def("hs_merged_object_ids", "Merged record IDs", "enumeration", "checkbox", g)),
             ];
             (defs, vec![group(g, "Contact information")])
         }

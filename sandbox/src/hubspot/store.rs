@@ -5,6 +5,8 @@
 //! - contact emails are unique among live records, compared and stored lower-case; so is every
 //!   property with `hasUniqueValue`;
 //! - archiving hides a record from reads, writes and search (HubSpot keeps it 90 days);
+//! - merging two contacts keeps the primary; the merged id then stands for the survivor in every
+//!   lookup, and the merged contact's emails stay taken, by the survivor;
 //! - the search index lags: each write becomes visible to search `search_lag` after it happened,
 //!   earlier versions stay visible until then.
 //!
@@ -175,9 +177,36 @@ pub(crate) struct ObjectStore {
     pub(crate) props: PropertyRegistry,
     pub(crate) records: BTreeMap<u64, Record>,
     /// Live contacts by email (lower-case): HubSpot's unique index, so lookups by email stay
-    /// cheap with a million contacts.
+    /// cheap with a million contacts. Additional emails of merged contacts are in it too.
     emails: HashMap<String, u64>,
+    /// Merged record id → the id of the record it was merged into (always a surviving record).
+    merged: HashMap<u64, u64>,
     next_id: u64,
+}
+
+/// Why two records cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MergeRefusal {
+    /// Both ids name the same record.
+    SameRecord,
+    /// No live record with this id.
+    Unknown(String),
+}
+
+/// Properties a merge never copies from the merged record: identity, dates, merge bookkeeping.
+const NOT_MERGED: [&str; 6] =
+    ["hs_object_id", "createdate", "lastmodifieddate", "email", "hs_additional_emails", "hs_merged_object_ids"];
+
+/// Adds `items` to a `;`-joined list value, keeping order and skipping repeats.
+fn join_list(current: Option<&String>, items: &[String]) -> String {
+    let mut all: Vec<String> = current.map(|c| c.split(';').map(str::to_string).collect()).unwrap_or_default();
+    all.retain(|x| !x.is_empty());
+    for item in items {
+        if !item.is_empty() && !all.contains(item) {
+            all.push(item.clone());
+        }
+    }
+    all.join(";")
 }
 
 impl ObjectStore {
@@ -187,6 +216,7 @@ impl ObjectStore {
             props: PropertyRegistry::seeded(kind),
             records: BTreeMap::new(),
             emails: HashMap::new(),
+            merged: HashMap::new(),
             next_id: first_id,
         }
     }
@@ -222,6 +252,7 @@ impl ObjectStore {
             return Ok(key
                 .parse::<u64>()
                 .ok()
+                .map(|id| self.survivor(id))
                 .filter(|id| self.records.get(id).is_some_and(|r| r.archived == archived)));
         }
         let wanted = self.normalise(prop, key);
@@ -229,6 +260,73 @@ impl ObjectStore {
             return Ok(self.emails.get(&wanted).copied());
         }
         Ok(self.records.values().find(|r| r.archived == archived && r.values.get(prop) == Some(&wanted)).map(|r| r.id))
+    }
+
+    /// The record an id stands for: itself, or the survivor of the merge that took it.
+    pub(crate) fn survivor(&self, id: u64) -> u64 {
+        self.merged.get(&id).copied().unwrap_or(id)
+    }
+
+    /// Merges live record `other` into live record `primary`: values `primary` lacks are taken
+    /// from `other`, `other`'s emails become `primary`'s additional emails (and stay taken),
+    /// `hs_merged_object_ids` lists it, and `other`'s id stands for `primary` from then on.
+    pub(crate) fn merge(
+        &mut self,
+        primary: u64,
+        other: u64,
+        now: Instant,
+        now_ms: i64,
+        lag: Duration,
+    ) -> Result<(), MergeRefusal> {
+        let (primary, other) = (self.survivor(primary), self.survivor(other));
+        if primary == other {
+            return Err(MergeRefusal::SameRecord);
+        }
+        for id in [primary, other] {
+            if self.live(id).is_none() {
+                return Err(MergeRefusal::Unknown(id.to_string()));
+            }
+        }
+        let Some(gone) = self.records.remove(&other) else {
+            return Err(MergeRefusal::Unknown(other.to_string()));
+        };
+        let mut emails: Vec<String> = gone.values.get("email").into_iter().cloned().collect();
+        emails
+            .extend(gone.values.get("hs_additional_emails").into_iter().flat_map(|e| e.split(';')).map(str::to_string));
+        let mut merged_ids = vec![other.to_string()];
+        merged_ids
+            .extend(gone.values.get("hs_merged_object_ids").into_iter().flat_map(|m| m.split(';')).map(str::to_string));
+        let mut taken = Vec::new();
+        if let Some(r) = self.records.get_mut(&primary) {
+            for (name, value) in &gone.values {
+                let lacks = r.values.get(name).is_none_or(String::is_empty);
+                if lacks && !NOT_MERGED.contains(&name.as_str()) {
+                    r.values.insert(name.clone(), value.clone());
+                }
+            }
+            if r.values.get("email").is_none_or(String::is_empty) && !emails.is_empty() {
+                let email = emails.remove(0);
+                taken.push(email.clone());
+                r.values.insert("email".to_string(), email);
+            }
+            let additional = join_list(r.values.get("hs_additional_emails"), &emails);
+            if !additional.is_empty() {
+                r.values.insert("hs_additional_emails".to_string(), additional);
+            }
+            let ids = join_list(r.values.get("hs_merged_object_ids"), &merged_ids);
+            r.values.insert("hs_merged_object_ids".to_string(), ids);
+        }
+        for email in taken.into_iter().chain(emails) {
+            self.emails.insert(email, primary);
+        }
+        for target in self.merged.values_mut() {
+            if *target == other {
+                *target = primary;
+            }
+        }
+        self.merged.insert(other, primary);
+        self.stamp(primary, now, now_ms, lag);
+        Ok(())
     }
 
     /// Checks raw JSON values (strings, or null to clear) into changes, collecting every problem.
@@ -388,7 +486,15 @@ impl ObjectStore {
             Some(r) if !r.archived => {
                 r.archived = true;
                 let email = r.values.get("email").cloned();
+                let additional: Vec<String> = r
+                    .values
+                    .get("hs_additional_emails")
+                    .map(|a| a.split(';').map(str::to_string).collect())
+                    .unwrap_or_default();
                 self.index_email(id, email, None);
+                for other in additional {
+                    self.index_email(id, Some(other), None);
+                }
                 self.stamp(id, now, now_ms, lag);
                 true
             }

@@ -9,8 +9,10 @@
 //! State per channel: its [`ChannelSpec`], its friends in the order they were added (blocked ones
 //! keep their place), the monthly quota used, accepted retry keys (24 h) and used reply tokens.
 //! Across channels: the log of [`SentMessage`]s. The webhook side (events LINE would send to the
-//! daemon) is in [`webhook`].
+//! daemon) is in [`webhook`]; LINE Login and LIFF, whose friendship status reads these friends,
+//! are in [`login`].
 
+pub mod login;
 mod messaging;
 pub mod webhook;
 
@@ -192,6 +194,21 @@ impl Channel {
     fn reachable(&self, user_id: &str) -> bool {
         self.friend(user_id).is_some_and(|f| !f.blocked)
     }
+
+    /// Makes `user_id` a friend; an existing friend gets the new profile and is unblocked, as
+    /// when a user unblocks and re-adds the account.
+    fn befriend(&mut self, user_id: &str, profile: Profile) {
+        match self.friend_mut(user_id) {
+            Some(f) => {
+                f.profile = profile;
+                f.blocked = false;
+            }
+            None => {
+                self.by_user.insert(user_id.to_string(), self.friends.len());
+                self.friends.push(Friend { user_id: user_id.to_string(), profile, blocked: false });
+            }
+        }
+    }
 }
 
 /// All LINE state of one sandbox.
@@ -200,6 +217,8 @@ pub(crate) struct LineState {
     channels: Vec<Channel>,
     sent: Vec<SentMessage>,
     next_message_id: u64,
+    /// LINE Login channels, codes and user tokens.
+    login: login::LoginState,
 }
 
 impl LineState {
@@ -271,18 +290,7 @@ impl LineControl {
         if !is_user_id(user_id) {
             return Err(ControlError::InvalidUserId(user_id.to_string()));
         }
-        let mut state = self.state();
-        let ch = state.channel_mut(channel)?;
-        match ch.friend_mut(user_id) {
-            Some(f) => {
-                f.profile = profile;
-                f.blocked = false;
-            }
-            None => {
-                ch.by_user.insert(user_id.to_string(), ch.friends.len());
-                ch.friends.push(Friend { user_id: user_id.to_string(), profile, blocked: false });
-            }
-        }
+        self.state().channel_mut(channel)?.befriend(user_id, profile);
         Ok(())
     }
 
