@@ -52,8 +52,11 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
     .await
     .context("starting the sandbox")?;
     let bot = sandbox.line().add_channel(ChannelSpec::new(TOKEN, SECRET)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut login_channel =
-        LoginChannelSpec::new(LOGIN_CHANNEL, LOGIN_SECRET, format!("http://{}/line/{ACCOUNT}/login/callback", options.listen));
+    let mut login_channel = LoginChannelSpec::new(
+        LOGIN_CHANNEL,
+        LOGIN_SECRET,
+        format!("http://{}/line/{ACCOUNT}/login/callback", options.listen),
+    );
     login_channel.linked_bot_access_token = Some(TOKEN.into());
     login_channel.email_permission = true;
     sandbox.line().add_login_channel(login_channel).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -174,7 +177,10 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
         .create_contact(&[("email", email), ("firstname", "Hanako"), ("lastname", "Sato")])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("\n5. A rep had entered {name} from a web form as contact {rep_contact} ({email}).");
-    println!("   {name} opens the login link http://{}/line/{ACCOUNT}/login and shares her email with LINE.", options.listen);
+    println!(
+        "   {name} opens the login link http://{}/line/{ACCOUNT}/login and shares her email with LINE.",
+        options.listen
+    );
     let mut consent = LoginConsent::allow(&user, name);
     consent.email = Some(email.into());
     consent.grant_email = true;

@@ -42,12 +42,21 @@ async fn a_person_logs_in_through_the_consent_page_and_the_qr_code_reads_back_th
     world.settle().await;
     assert_eq!(world.contacts("email", "sora@example.com")[0].properties["line_user_id_1"], liff_user);
 
-    // The QR code as the browser shows it: with LIFF configured it opens the LIFF URL.
-    let page = format!(
-        "data:text/html,<body style='margin:40px;background:white'><img src='{}'></body>",
-        world.url("/line/tokyo/login/qr.png?size=320")
-    );
-    browser.goto(&page).await;
+    // With LIFF configured, the QR code opens the LIFF URL.
+    // The QR code as a page shows it (the sample page, its body replaced by the image).
+    browser.goto(&world.url("/line/tokyo/login/sample")).await;
+    browser
+        .run(
+            "document.body.innerHTML = '<img id=qr src=\"/line/tokyo/login/qr.png?size=320\" \
+             onload=\"document.title=\\'loaded\\'\">'; return true;",
+        )
+        .await;
+    for _ in 0..100 {
+        if browser.run("return document.title").await == "loaded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let shot = browser.screenshot("login-4-qr").await;
     assert_eq!(decode_qr(&shot), vec![format!("https://liff.line.me/{LIFF_ID}")]);
     browser.close().await;

@@ -45,7 +45,8 @@ async fn a_new_user_with_an_email_gets_a_contact_with_that_email_and_their_line_
 #[tokio::test]
 async fn an_existing_contact_found_by_email_gets_the_line_identity_and_no_duplicate_is_made() {
     let world = LoginWorld::new(&login_block("")).await;
-    let rep_made = world.sandbox.hubspot().create_contact(&[("email", "ken@example.com"), ("firstname", "Ken")]).unwrap();
+    let rep_made =
+        world.sandbox.hubspot().create_contact(&[("email", "ken@example.com"), ("firstname", "Ken")]).unwrap();
     let u = user();
     world.script(LoginWorld::person(&u, "Ken", Some("ken@example.com")));
     assert_eq!(world.open_login("/line/tokyo/login", "allow").await.status, 200);
@@ -132,7 +133,12 @@ async fn a_link_token_links_its_own_contact_once_and_a_forwarded_one_is_refused(
     let target = world.sandbox.hubspot().create_contact(&[("email", "yui@example.com")]).unwrap();
     let token = linehub::login::new_link_token();
     let expires = world.now() + 30 * 24 * 3600 * 1000;
-    world.daemon.store().put_link_tokens(vec![(hash_link_token(&token), target.clone())], expires, false, world.now()).await.unwrap();
+    world
+        .daemon
+        .store()
+        .put_link_tokens(vec![(hash_link_token(&token), target.clone())], expires, false, world.now())
+        .await
+        .unwrap();
     // Yui's LINE account has another email: the token wins.
     let yui = user();
     world.script(LoginWorld::person(&yui, "Yui", Some("yui.private@example.net")));
@@ -167,7 +173,12 @@ async fn expired_and_unknown_link_tokens_link_nothing() {
     let target = world.sandbox.hubspot().create_contact(&[("email", "rin@example.com")]).unwrap();
     let token = linehub::login::new_link_token();
     let now = world.now();
-    world.daemon.store().put_link_tokens(vec![(hash_link_token(&token), target)], now + 1000, false, now).await.unwrap();
+    world
+        .daemon
+        .store()
+        .put_link_tokens(vec![(hash_link_token(&token), target)], now + 1000, false, now)
+        .await
+        .unwrap();
     world.clock.advance(std::time::Duration::from_secs(2));
     let u = user();
     world.script(LoginWorld::person(&u, "Rin", None));
@@ -269,7 +280,10 @@ async fn bad_callbacks_get_a_clear_page_and_change_nothing() {
     let session = hidden_field(&page.body, "session").unwrap();
     world.clock.advance(std::time::Duration::from_secs(11 * 60));
     let consent = format!("{}/oauth2/v2.1/authorize/consent", world.sandbox.base_url());
-    let late = land(world.browser.post(consent).form(&[("session", session.as_str()), ("decision", "allow")]).send().await.unwrap()).await;
+    let late = land(
+        world.browser.post(consent).form(&[("session", session.as_str()), ("decision", "allow")]).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(late.status, 400);
     assert!(late.body.contains("expired"), "{}", late.body);
     world.settle().await;
@@ -288,7 +302,8 @@ async fn a_replayed_callback_is_refused() {
     let session = hidden_field(&page.body, "session").unwrap();
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let consent = format!("{}/oauth2/v2.1/authorize/consent", world.sandbox.base_url());
-    let back = no_redirects.post(consent).form(&[("session", session.as_str()), ("decision", "allow")]).send().await.unwrap();
+    let back =
+        no_redirects.post(consent).form(&[("session", session.as_str()), ("decision", "allow")]).send().await.unwrap();
     let callback = back.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(world.browser.get(&callback).send().await.unwrap().status(), 200);
     let replay = land(world.browser.get(&callback).send().await.unwrap()).await;
@@ -305,13 +320,16 @@ async fn the_login_goes_on_to_the_after_login_url() {
     let start = no_redirects.get(world.url("/line/tokyo/login")).send().await.unwrap();
     assert_eq!(start.status(), 303);
     let authorize = start.headers()["location"].to_str().unwrap().to_string();
-    for part in ["scope=openid%20profile%20email", "code_challenge_method=S256", "bot_prompt=normal", "nonce=", "state="] {
+    for part in
+        ["scope=openid%20profile%20email", "code_challenge_method=S256", "bot_prompt=normal", "nonce=", "state="]
+    {
         assert!(authorize.contains(part), "{part} in {authorize}");
     }
     let page = land(no_redirects.get(&authorize).send().await.unwrap()).await;
     let session = hidden_field(&page.body, "session").unwrap();
     let consent = format!("{}/oauth2/v2.1/authorize/consent", world.sandbox.base_url());
-    let back = no_redirects.post(consent).form(&[("session", session.as_str()), ("decision", "allow")]).send().await.unwrap();
+    let back =
+        no_redirects.post(consent).form(&[("session", session.as_str()), ("decision", "allow")]).send().await.unwrap();
     let callback = back.headers()["location"].to_str().unwrap().to_string();
     let done = no_redirects.get(&callback).send().await.unwrap();
     assert_eq!(done.status(), 303);

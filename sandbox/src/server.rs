@@ -127,6 +127,10 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if path.starts_with("/_sandbox/") {
         return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no such admin route"}))).into_response();
     }
+    // A browser on the login pages asks for an icon by itself: not an API call to check.
+    if path == "/favicon.ico" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let Some((service, path)) = route(&path) else {
         shared.violations.record(Violation::new(
             ViolationKind::NoSuchPath,

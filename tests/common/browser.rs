@@ -49,7 +49,8 @@ impl Browser {
             "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,900"]
         }}}});
-        let created: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
+        let created: Value =
+            http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
         let session = created["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no Chromium session: {created}"))
@@ -82,13 +83,19 @@ impl Browser {
 
     /// The page's visible text.
     pub async fn text(&self) -> String {
-        let v = self.call(reqwest::Method::POST, "/execute/sync", Some(json!({ "script": "return document.body ? document.body.innerText : ''", "args": [] }))).await;
+        let v = self.run("return document.body ? document.body.innerText : ''").await;
         v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Runs `script` in the page; returns its value.
+    pub async fn run(&self, script: &str) -> Value {
+        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({ "script": script, "args": [] }))).await
     }
 
     /// Clicks the element with CSS selector `css`.
     pub async fn click(&self, css: &str) {
-        let found = self.call(reqwest::Method::POST, "/element", Some(json!({ "using": "css selector", "value": css }))).await;
+        let found =
+            self.call(reqwest::Method::POST, "/element", Some(json!({ "using": "css selector", "value": css }))).await;
         let id = found.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap().to_string();
         self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
     }

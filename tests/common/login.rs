@@ -57,7 +57,8 @@ impl LoginWorld {
     /// A world whose `tokyo` login block is `login_yaml`.
     pub async fn new(login_yaml: &str) -> LoginWorld {
         let sandbox = super::start_sandbox().await;
-        let bot = sandbox.line().add_channel(linehub_sandbox::ChannelSpec::new("tokyo-access-token", TOKYO_SECRET)).unwrap();
+        let bot =
+            sandbox.line().add_channel(linehub_sandbox::ChannelSpec::new("tokyo-access-token", TOKYO_SECRET)).unwrap();
         sandbox.line().add_channel(linehub_sandbox::ChannelSpec::new("osaka-access-token", OSAKA_SECRET)).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -74,7 +75,8 @@ impl LoginWorld {
             .write();
         let settings = Settings::load(&dir.path().join("config.yaml")).unwrap_or_else(|e| panic!("{e}"));
         let clock = std::sync::Arc::new(linehub::clock::ManualClock::new());
-        let daemon = Daemon::start_with(settings, listener, linehub::daemon::Options::manual(clock.clone())).await.unwrap();
+        let daemon =
+            Daemon::start_with(settings, listener, linehub::daemon::Options::manual(clock.clone())).await.unwrap();
         let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
         LoginWorld { sandbox, daemon, clock, dir, browser, bot }
     }
@@ -112,8 +114,13 @@ impl LoginWorld {
             return page;
         };
         let consent = format!("{}/oauth2/v2.1/authorize/consent", self.sandbox.base_url());
-        let res =
-            self.browser.post(consent).form(&[("session", session.as_str()), ("decision", decision)]).send().await.unwrap();
+        let res = self
+            .browser
+            .post(consent)
+            .form(&[("session", session.as_str()), ("decision", decision)])
+            .send()
+            .await
+            .unwrap();
         land(res).await
     }
 

@@ -15,6 +15,7 @@ pub mod world;
 
 pub use actions::*;
 pub use binary::*;
+pub use browser::*;
 pub use config::*;
 pub use login::*;
 pub use webhooks::*;
