@@ -52,25 +52,23 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
     .await
     .context("starting the sandbox")?;
     let bot = sandbox.line().add_channel(ChannelSpec::new(TOKEN, SECRET)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut login_channel = LoginChannelSpec::new(
-        LOGIN_CHANNEL,
-        LOGIN_SECRET,
-        format!("http://{}/line/{ACCOUNT}/login/callback", options.listen),
-    );
+    // Bound first: LINE Login sends the person back to the address linehub really has.
+    let listener = TcpListener::bind(options.listen).await.with_context(|| format!("binding {}", options.listen))?;
+    let listen = listener.local_addr().context("reading linehub's address")?;
+    let mut login_channel =
+        LoginChannelSpec::new(LOGIN_CHANNEL, LOGIN_SECRET, format!("http://{listen}/line/{ACCOUNT}/login/callback"));
     login_channel.linked_bot_access_token = Some(TOKEN.into());
     login_channel.email_permission = true;
     sandbox.line().add_login_channel(login_channel).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dir = tempfile_dir()?;
     let text = format!(
         "server:\n  listen: \"{listen}\"\n  public_base_url: \"http://{listen}\"\nstore:\n  path: \"{store}\"\nplan: trial\nhubspot:\n  base_url: \"{hs}\"\n  token: \"{hs_token}\"\n  client_secret: \"{CLIENT_SECRET}\"\n  tier: professional\nline:\n  api_base_url: \"{hs}\"\n  data_api_base_url: \"{hs}\"\n  login_base_url: \"{hs}\"\naccounts:\n  - id: {ACCOUNT}\n    name: \"linehub demo\"\n    channel_secret: \"{SECRET}\"\n    channel_access_token: \"{TOKEN}\"\n    login:\n      channel_id: \"{LOGIN_CHANNEL}\"\n      channel_secret: \"{LOGIN_SECRET}\"\n      email: true\n",
-        listen = options.listen,
         store = dir.join("linehub.db").display(),
         hs = sandbox.base_url(),
         hs_token = SandboxConfig::default().hubspot_token,
     );
     let settings =
         Settings::load_str(&dir.join("config.yaml"), &text).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
-    let listener = TcpListener::bind(options.listen).await.with_context(|| format!("binding {}", options.listen))?;
     let daemon = Daemon::start(settings, listener).await?;
     let http = reqwest::Client::new();
     let webhook_url = format!("http://{}/line/{ACCOUNT}/webhook", daemon.addr());
@@ -123,7 +121,7 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
     );
 
     println!("\n4. A HubSpot workflow runs the action \"Push LINE message\" on the contact.");
-    let action_url = format!("http://{}/hubspot/actions/push-line-message", options.listen);
+    let action_url = format!("http://{listen}/hubspot/actions/push-line-message");
     let inputs = serde_json::json!({
         "account": ACCOUNT,
         "message_1": "{{contact.line_user_name_1}}様、ご予約を承りました。",
@@ -177,10 +175,7 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> anyhow
         .create_contact(&[("email", email), ("firstname", "Hanako"), ("lastname", "Sato")])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("\n5. A rep had entered {name} from a web form as contact {rep_contact} ({email}).");
-    println!(
-        "   {name} opens the login link http://{}/line/{ACCOUNT}/login and shares her email with LINE.",
-        options.listen
-    );
+    println!("   {name} opens the login link http://{listen}/line/{ACCOUNT}/login and shares her email with LINE.");
     let mut consent = LoginConsent::allow(&user, name);
     consent.email = Some(email.into());
     consent.grant_email = true;

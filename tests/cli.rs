@@ -45,6 +45,10 @@ fn the_demo_plays_its_scenario_and_exits_with_once() {
         "Sato Hanako様、ご予約を承りました。 + [sticker]",
         "linehub send #1",
         "\"hs_execution_state\":\"SUCCESS\"",
+        "opens the login link",
+        "-> linehub: \"Your LINE account is linked.",
+        "which now has the LINE identity",
+        "email                    hanako.sato@example.com",
         "0 violations",
     ] {
         assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");
