@@ -12,6 +12,23 @@ fn decode_qr(png: &[u8]) -> Vec<String> {
     prepared.detect_grids().into_iter().filter_map(|g| g.decode().ok().map(|(_, text)| text)).collect()
 }
 
+/// Shows the image at `path` alone on a page of the daemon and returns a screenshot of it.
+async fn show_image(browser: &Browser, world: &LoginWorld, path: &str, name: &str) -> Vec<u8> {
+    browser.goto(&world.url("/line/tokyo/login/sample")).await;
+    let script = format!(
+        "document.title = ''; document.body.innerHTML = '<img src=\"{path}\">'; \
+         document.body.firstChild.onload = () => {{ document.title = 'loaded'; }}; return true;"
+    );
+    browser.run(&script).await;
+    for _ in 0..100 {
+        if browser.run("return document.title").await == "loaded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    browser.screenshot(name).await
+}
+
 #[tokio::test]
 async fn a_person_logs_in_through_the_consent_page_and_the_qr_code_reads_back_the_login_url() {
     let world = LoginWorld::new(&login_block(&format!("liff_id: \"{LIFF_ID}\""))).await;
@@ -42,23 +59,12 @@ async fn a_person_logs_in_through_the_consent_page_and_the_qr_code_reads_back_th
     world.settle().await;
     assert_eq!(world.contacts("email", "sora@example.com")[0].properties["line_user_id_1"], liff_user);
 
-    // With LIFF configured, the QR code opens the LIFF URL.
-    // The QR code as a page shows it (the sample page, its body replaced by the image).
-    browser.goto(&world.url("/line/tokyo/login/sample")).await;
-    browser
-        .run(
-            "document.body.innerHTML = '<img id=qr src=\"/line/tokyo/login/qr.png?size=320\" \
-             onload=\"document.title=\\'loaded\\'\">'; return true;",
-        )
-        .await;
-    for _ in 0..100 {
-        if browser.run("return document.title").await == "loaded" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let shot = browser.screenshot("login-4-qr").await;
-    assert_eq!(decode_qr(&shot), vec![format!("https://liff.line.me/{LIFF_ID}")]);
+    // The QR codes as a page shows them: the login URL's, and (the default with LIFF configured)
+    // the LIFF URL's.
+    let shown = show_image(&browser, &world, "/line/tokyo/login/qr.png?size=320&for=login", "login-4-qr-login").await;
+    assert_eq!(decode_qr(&shown), vec![world.url("/line/tokyo/login")]);
+    let shown = show_image(&browser, &world, "/line/tokyo/login/qr.png?size=320", "login-5-qr-liff").await;
+    assert_eq!(decode_qr(&shown), vec![format!("https://liff.line.me/{LIFF_ID}")]);
     browser.close().await;
     world.sandbox.assert_no_violations();
 }

@@ -6,7 +6,8 @@
 //! - `GET /line/{account}/liff[?link=…]`: the LIFF endpoint URL page; it obtains LINE's tokens
 //!   with the LIFF SDK and posts them to `POST /line/{account}/liff/link`, which has LINE
 //!   verify them.
-//! - `GET /line/{account}/login/qr.png|qr.svg[?size=…]`: the QR code of the login (or LIFF) URL.
+//! - `GET /line/{account}/login/qr.png|qr.svg[?size=…][&for=login|liff]`: the QR code of the
+//!   login URL or the LIFF URL (by default the LIFF URL when LIFF is configured).
 //! - `GET /line/{account}/login/sample`: the page LINE's console asks for when applying for
 //!   the email permission.
 //!
@@ -43,10 +44,13 @@ impl LinkQuery {
     }
 }
 
-/// `?size=` of a QR code.
+/// `?size=` of a QR code, and `?for=login|liff`: which URL it opens (default: the LIFF URL when
+/// LIFF is configured, else the login URL).
 #[derive(Debug, Default, Deserialize)]
 pub struct QrQuery {
     size: Option<u32>,
+    #[serde(rename = "for")]
+    target: Option<String>,
 }
 
 /// The LIFF page's post.
@@ -183,26 +187,36 @@ pub async fn liff_link(
 
 /// `GET /line/{account}/login/qr.png`.
 pub async fn qr_png(State(app): State<AppState>, Path(account): Path<String>, Query(q): Query<QrQuery>) -> Response {
-    qr(&app, &account, q.size, true)
+    qr(&app, &account, &q, true)
 }
 
 /// `GET /line/{account}/login/qr.svg`.
 pub async fn qr_svg(State(app): State<AppState>, Path(account): Path<String>, Query(q): Query<QrQuery>) -> Response {
-    qr(&app, &account, q.size, false)
+    qr(&app, &account, &q, false)
 }
 
-fn qr(app: &AppState, account: &str, size: Option<u32>, png: bool) -> Response {
+fn qr(app: &AppState, account: &str, q: &QrQuery, png: bool) -> Response {
     let config = app.settings.borrow().config.clone();
     let (_, login) = match login::login_of(&config, account) {
         Ok(found) => found,
         Err(e) => return failure(account, "QR code", &e),
     };
     let urls = LoginUrls::new(&config.server.public_base_url, account, login);
-    let size = crate::qr::clamp_size(size);
+    let target = match q.target.as_deref() {
+        None => urls.qr_target(),
+        Some("login") => urls.login.as_str(),
+        Some("liff") if urls.liff.is_some() => urls.liff.as_deref().unwrap_or_default(),
+        Some(_) => {
+            let body =
+                "<p>Ask for <code>?for=login</code>, or <code>?for=liff</code> when a LIFF app is configured.</p>";
+            return page(StatusCode::NOT_FOUND, "QR code", body);
+        }
+    };
+    let size = crate::qr::clamp_size(q.size);
     let made = if png {
-        crate::qr::png(urls.qr_target(), size).map(|b| ("image/png", b))
+        crate::qr::png(target, size).map(|b| ("image/png", b))
     } else {
-        crate::qr::svg(urls.qr_target(), size).map(|s| ("image/svg+xml", s.into_bytes()))
+        crate::qr::svg(target, size).map(|s| ("image/svg+xml", s.into_bytes()))
     };
     match made {
         Ok((kind, bytes)) => {
