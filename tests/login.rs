@@ -225,6 +225,18 @@ async fn the_liff_page_links_with_tokens_linehub_has_line_verify() {
     assert_eq!(res.status(), 400);
     let answer: serde_json::Value = res.json().await.unwrap();
     assert_eq!(answer["linked"], false);
+    // Expired, or changed after LINE signed it: refused the same way.
+    let fresh_state = || async {
+        let page = world.browser.get(world.url("/line/tokyo/liff")).send().await.unwrap().text().await.unwrap();
+        page.split("state: \"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string()
+    };
+    let expired = world.sandbox.line().mint_liff_id_token(&serde_json::json!({
+        "iss": "https://access.line.me", "sub": u, "aud": LOGIN_CHANNEL, "exp": 1_600_000_000, "iat": 1_599_999_000
+    }));
+    assert_eq!(post(fresh_state().await, expired).await.unwrap().status(), 400);
+    let mut parts: Vec<String> = id_token.split('.').map(str::to_string).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    assert_eq!(post(fresh_state().await, parts.join(".")).await.unwrap().status(), 400);
     // A fresh page's state with LINE's real token links.
     let page = world.browser.get(world.url("/line/tokyo/liff")).send().await.unwrap().text().await.unwrap();
     let state = page.split("state: \"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
@@ -363,4 +375,26 @@ async fn qr_codes_decode_to_the_login_url_or_the_liff_url() {
     let (ok, log) = output(linehub().args(["qr", "--config"]).arg(&config).arg("-o").arg(&out).arg("tokyo"));
     assert!(ok, "{log}");
     assert_eq!(decode(&std::fs::read(&out).unwrap()), format!("https://liff.line.me/{LIFF_ID}"));
+}
+
+#[tokio::test]
+async fn a_friend_the_account_never_saw_is_flagged_as_a_login_channel_under_another_provider() {
+    let world = LoginWorld::new(&login_block("")).await;
+    let u = user();
+    // LINE says this user is a friend, yet no webhook ever named them: the user id LINE Login
+    // gives is not the one the Messaging API channel knows.
+    world.sandbox.line().add_friend("tokyo-access-token", &u, linehub_sandbox::Profile::named("Jun")).unwrap();
+    let mut consent = LoginWorld::person(&u, "Jun", None);
+    consent.add_friend = false;
+    world.script(consent);
+    assert_eq!(world.open_login("/line/tokyo/login", "allow").await.status, 200);
+    let problems = world.daemon.store().link_problems(10).await.unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!((problems[0].kind.as_str(), problems[0].user_id.as_str()), ("provider", u.as_str()));
+    // A user who became a friend during this very login is not a sign of anything.
+    let v = user();
+    world.script(LoginWorld::person(&v, "Rui", None));
+    assert_eq!(world.open_login("/line/tokyo/login", "allow").await.status, 200);
+    assert_eq!(world.daemon.store().link_problems(10).await.unwrap().len(), 1);
+    world.sandbox.assert_no_violations();
 }
