@@ -27,7 +27,8 @@ async fn members(w: &World, n: usize) -> (String, Vec<String>) {
 /// its `with:` block.
 fn issue(list: &str, extra: &str) -> String {
     format!(
-        "accounts: [tokyo, osaka]\nsteps:\n  - issue_link_tokens:\n      list_id: \"{list}\"\n      page_size: 7\n{extra}"
+        "accounts: [tokyo, osaka]\nsteps:\n  - issue_link_tokens:\n      list_id: \"{list}\"\n      \
+         page_size: 7\n{extra}"
     )
 }
 
@@ -63,7 +64,11 @@ async fn every_member_gets_its_own_token_and_the_store_resolves_it_to_that_conta
     assert_eq!(report.state, RunState::Done, "{report}");
     let tokyo = &report.steps[0];
     assert_eq!(tokyo.account, "tokyo");
-    assert_eq!((tokyo.report.get("issued"), tokyo.report.get("kept"), tokyo.report.get("pages")), (20, 0, 3), "{report}");
+    assert_eq!(
+        (tokyo.report.get("issued"), tokyo.report.get("kept"), tokyo.report.get("pages")),
+        (20, 0, 3),
+        "{report}"
+    );
     // The token is per contact: the second account's pass keeps what the first issued.
     let osaka = &report.steps[1];
     assert_eq!((osaka.report.get("issued"), osaka.report.get("kept")), (0, 20), "{report}");

@@ -301,7 +301,8 @@ impl Store {
         property: String,
     ) -> Result<BTreeMap<String, String>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE dead = 0 AND key = ?1 ORDER BY id"))?;
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE dead = 0 AND key = ?1 ORDER BY id"))?;
             let mut out = BTreeMap::new();
             for contact in contacts {
                 let op = Op::ContactById { contact_id: contact.clone(), properties: BTreeMap::new() };

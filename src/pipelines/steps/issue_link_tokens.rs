@@ -95,10 +95,15 @@ impl Step for IssueLinkTokens {
         let first = ctx.first_account();
         let rotate = self.rotate.unwrap_or(false) && first;
         if self.rotate.unwrap_or(false) && !first {
-            ctx.report.note("tokens are per contact and were rotated by this step's first account; this account keeps them");
+            ctx.report.note(
+                "tokens are per contact and were rotated by this step's first account; this account keeps them",
+            );
         }
         if ctx.dry_run && !first {
-            ctx.report.note("a dry run stores nothing, so this account cannot see the tokens the first account would issue; a real run keeps them");
+            ctx.report.note(
+                "a dry run stores nothing, so this account does not see the tokens the first account would issue; \
+                 a real run keeps them",
+            );
         }
         let mut cursor: Cursor = ctx.cursor()?.unwrap_or_default();
         let wanted = [LINK_TOKEN.to_string()];
@@ -119,8 +124,12 @@ impl Step for IssueLinkTokens {
                 // Stored before the writes are queued: HubSpot never holds a token the store
                 // does not know.
                 let now = ctx.clock.now_ms();
-                ctx.store.put_link_tokens(tokens.kept, now + valid_for, false, now).await?;
-                ctx.store.put_link_tokens(tokens.minted, now + valid_for, rotate, now).await?;
+                if !tokens.kept.is_empty() {
+                    ctx.store.put_link_tokens(tokens.kept, now + valid_for, false, now).await?;
+                }
+                if !tokens.minted.is_empty() {
+                    ctx.store.put_link_tokens(tokens.minted, now + valid_for, rotate, now).await?;
+                }
             }
             cursor.after = members.after;
             ctx.report.count("pages", 1);
@@ -159,7 +168,9 @@ async fn sort(
             }
             (Some(_), _) => {
                 ctx.report.count("rotated", 1);
-                ctx.report.sample("rotated", || format!("contact {}: token replaced; its old links stop working", c.id));
+                ctx.report.sample("rotated", || {
+                    format!("contact {}: token replaced, its old links stop working", c.id)
+                });
             }
             (None, Some(_)) => {
                 ctx.report.count("issued", 1);
