@@ -24,9 +24,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hubspot", &["clock", "config", "crash", "retry", "store", "sync"]),
     ("sends", &["clock", "config", "hubspot", "line", "retry", "store", "sync"]),
     ("apply", &["clock", "config", "line", "store", "sync"]),
-    ("pipelines", &["clock", "config", "hubspot", "line", "retry", "store", "sync", "yaml"]),
-    ("settings", &["config", "pipelines"]),
     ("login", &["config", "line", "store", "sync"]),
+    ("pipelines", &["clock", "config", "hubspot", "line", "login", "retry", "store", "sync", "yaml"]),
+    ("settings", &["config", "pipelines"]),
     ("http", &["clock", "config", "hubspot", "line", "liveness", "login", "qr", "sends", "settings", "store"]),
     (
         "daemon",

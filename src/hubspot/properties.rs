@@ -1,4 +1,5 @@
-//! Making sure the `LINE` property group and each account's contact properties exist.
+//! Making sure the `LINE` property group, each account's contact properties and the shared link
+//! token property exist.
 //!
 //! Runs at start and whenever an account is added; idempotent: it reads what exists and creates
 //! only what is missing, and a 409 from a concurrent creator counts as "exists".
@@ -11,7 +12,9 @@ use serde_json::{Value, json};
 use super::api;
 use super::client::HubSpotClient;
 use super::error::HubSpotError;
-use crate::sync::properties::{Field, GROUP_LABEL, GROUP_NAME, Kind, NO, YES};
+use crate::sync::properties::{
+    Field, GROUP_LABEL, GROUP_NAME, Kind, LINK_TOKEN, LINK_TOKEN_DESCRIPTION, LINK_TOKEN_LABEL, NO, YES,
+};
 
 /// The HubSpot definition of `field` for account `account` with serial `serial`.
 pub fn definition(field: Field, serial: i64, account: &str) -> Value {
@@ -38,8 +41,20 @@ pub fn definition(field: Field, serial: i64, account: &str) -> Value {
     def
 }
 
-/// Creates the group and any missing property of `accounts` (id, serial). Returns how many
-/// properties were created.
+/// The HubSpot definition of the link token property: single-line text, one for all accounts.
+pub fn link_token_definition() -> Value {
+    json!({
+        "name": LINK_TOKEN,
+        "label": LINK_TOKEN_LABEL,
+        "type": "string",
+        "fieldType": "text",
+        "groupName": GROUP_NAME,
+        "description": LINK_TOKEN_DESCRIPTION,
+    })
+}
+
+/// Creates the group, the link token property and any missing property of `accounts` (id,
+/// serial). Returns how many properties were created.
 pub async fn ensure(client: &HubSpotClient, accounts: &[(String, i64)]) -> Result<usize, HubSpotError> {
     let group_path = format!("{}/{GROUP_NAME}", api::CONTACT_PROPERTY_GROUPS);
     match client.send(Method::GET, &group_path, &[], None).await {
@@ -58,18 +73,19 @@ pub async fn ensure(client: &HubSpotClient, accounts: &[(String, i64)]) -> Resul
         .as_array()
         .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
         .unwrap_or_default();
+    let shared = std::iter::once((LINK_TOKEN.to_string(), link_token_definition()));
+    let per_account = accounts.iter().flat_map(|(account, serial)| {
+        Field::ALL.into_iter().map(move |field| (field.name(*serial), definition(field, *serial, account)))
+    });
     let mut created = 0;
-    for (account, serial) in accounts {
-        for field in Field::ALL {
-            if have.contains(field.name(*serial).as_str()) {
-                continue;
-            }
-            let def = definition(field, *serial, account);
-            match client.send(Method::POST, api::CONTACT_PROPERTIES, &[], Some(&def)).await {
-                Ok(_) => created += 1,
-                Err(HubSpotError::Conflict { .. }) => {}
-                Err(e) => return Err(e),
-            }
+    for (name, def) in shared.chain(per_account) {
+        if have.contains(name.as_str()) {
+            continue;
+        }
+        match client.send(Method::POST, api::CONTACT_PROPERTIES, &[], Some(&def)).await {
+            Ok(_) => created += 1,
+            Err(HubSpotError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(created)

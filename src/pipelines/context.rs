@@ -144,6 +144,13 @@ impl StepContext {
         Ok(())
     }
 
+    /// Whether this is the step's first account in this run (no other account's pass of it
+    /// has finished): work shared by every account, such as rotating a contact's link token,
+    /// is done once, here.
+    pub fn first_account(&self) -> bool {
+        !self.base.outcomes.iter().any(|o| o.step == self.step)
+    }
+
     /// The run as this runner claimed it, for store calls that record the run's work.
     pub fn lease(&self) -> RunLease {
         RunLease { run_id: self.run_id, owner: self.owner.clone() }

@@ -28,6 +28,14 @@ pub enum Op {
         /// Whether a missing contact is created.
         create: bool,
     },
+    /// Set `properties` on contact `contact_id` (a write not tied to a LINE user, such as the
+    /// contact's link token). Never creates a contact: one deleted meanwhile is skipped.
+    ContactById {
+        /// The contact's record id.
+        contact_id: String,
+        /// Internal property name → value.
+        properties: BTreeMap<String, String>,
+    },
     /// Make sure the contact's owner has one open task to answer the user on LINE.
     OwnerTask {
         /// The LINE user.
@@ -79,6 +87,7 @@ impl Op {
     pub fn key(&self) -> String {
         match self {
             Op::Contact { user_id, .. } => format!("contact:{user_id}"),
+            Op::ContactById { contact_id, .. } => format!("contact-id:{contact_id}"),
             Op::OwnerTask { user_id, .. } => format!("task:{user_id}"),
             Op::SendNote { send_id, .. } => format!("note:{send_id}"),
             Op::CompleteAction { callback_id, .. } => format!("callback:{callback_id}"),
@@ -279,6 +288,33 @@ impl Store {
                 }
             }
             Ok(live)
+        })
+        .await
+    }
+
+    /// The value property `property` of each of `contacts` will have once their live
+    /// [`Op::ContactById`] rows are written (the latest row wins); contacts without one are left
+    /// out. A step reads it beside HubSpot's value, so it sees what an earlier step queued.
+    pub async fn pending_contact_values(
+        &self,
+        contacts: Vec<String>,
+        property: String,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE dead = 0 AND key = ?1 ORDER BY id"))?;
+            let mut out = BTreeMap::new();
+            for contact in contacts {
+                let op = Op::ContactById { contact_id: contact.clone(), properties: BTreeMap::new() };
+                for r in stmt.query_map([op.key()], row)? {
+                    if let Op::ContactById { properties, .. } = r?.op
+                        && let Some(value) = properties.get(&property)
+                    {
+                        out.insert(contact.clone(), value.clone());
+                    }
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -2,12 +2,22 @@
 //!
 //! Labels are what users see (`LINE User ID _1`); internal names are what the API uses
 //! (`line_user_id_1`). Yes/No values are enumerations so that lists and workflows can filter on
-//! them; the sync date is a HubSpot `date` (a calendar day, sent as `YYYY-MM-DD`).
+//! them; the sync date is a HubSpot `date` (a calendar day, sent as `YYYY-MM-DD`). One property
+//! is shared by all accounts: [`LINK_TOKEN`], the contact's token for login links in emails.
 
 /// The property group every linehub property belongs to.
 pub const GROUP_NAME: &str = "line";
 /// The group's label in HubSpot.
 pub const GROUP_LABEL: &str = "LINE";
+
+/// Internal name of the contact property holding the contact's link token (email linkage):
+/// one property for every account, since the token names the contact, not an account.
+pub const LINK_TOKEN: &str = "linehub_link_token";
+/// Its label in HubSpot.
+pub const LINK_TOKEN_LABEL: &str = "LINE link token";
+/// Its description in HubSpot's property settings.
+pub const LINK_TOKEN_DESCRIPTION: &str = "Token of this contact's LINE login link in emails \
+     ({public_base_url}/line/{account}/login?link=...). Maintained by linehub.";
 
 /// The value written to Yes/No properties for "yes".
 pub const YES: &str = "Yes";

@@ -38,6 +38,9 @@ pub(super) fn coalesce(rows: Vec<OutboxRow>) -> Vec<Group> {
                         properties.extend(newer);
                         *create |= c;
                     }
+                    (Op::ContactById { properties, .. }, Op::ContactById { properties: newer, .. }) => {
+                        properties.extend(newer);
+                    }
                     (Op::OwnerTask { summary, .. }, Op::OwnerTask { summary: newer, .. }) => *summary = newer,
                     _ => {}
                 }
@@ -70,13 +73,26 @@ pub(super) fn ids_by_email(body: &Value) -> HashMap<String, String> {
 pub(super) fn user_of(op: &Op) -> &str {
     match op {
         Op::Contact { user_id, .. } | Op::OwnerTask { user_id, .. } | Op::LinkLogin { user_id, .. } => user_id,
-        Op::SendNote { .. } | Op::CompleteAction { .. } => "",
+        Op::ContactById { .. } | Op::SendNote { .. } | Op::CompleteAction { .. } => "",
+    }
+}
+
+/// Writes by contact id paired with their contact, for `batch/update`.
+pub(super) fn by_contact_id(groups: Vec<Group>) -> Vec<(String, Group)> {
+    groups.into_iter().filter_map(|g| Some((contact_of(&g.op)?.to_string(), g))).collect()
+}
+
+/// The contact a write by contact id goes to.
+pub(super) fn contact_of(op: &Op) -> Option<&str> {
+    match op {
+        Op::ContactById { contact_id, .. } => Some(contact_id),
+        _ => None,
     }
 }
 
 pub(super) fn props(op: &Op) -> BTreeMap<String, String> {
     match op {
-        Op::Contact { properties, .. } => properties.clone(),
+        Op::Contact { properties, .. } | Op::ContactById { properties, .. } => properties.clone(),
         Op::LinkLogin { properties, .. } => properties.clone(),
         Op::OwnerTask { .. } | Op::SendNote { .. } | Op::CompleteAction { .. } => BTreeMap::new(),
     }
@@ -147,5 +163,26 @@ mod tests {
         assert_eq!(properties["line_follow_2"], "Yes");
         assert_eq!(properties["line_user_id_1"], "U1");
         assert!(create);
+    }
+
+    #[test]
+    fn writes_by_contact_id_coalesce_per_contact_apart_from_writes_by_user() {
+        let by_id = |id: i64, contact: &str, value: &str| {
+            let op = Op::ContactById {
+                contact_id: contact.into(),
+                properties: [("linehub_link_token".to_string(), value.to_string())].into(),
+            };
+            OutboxRow { id, key: op.key(), op, attempts: 0, next_attempt_at: 0, last_error: None, dead: false }
+        };
+        let groups = coalesce(vec![
+            by_id(1, "7", "a"),
+            contact_row(2, "7", &[("line_follow_1", "Yes")], false),
+            by_id(3, "8", "b"),
+            by_id(4, "7", "c"),
+        ]);
+        assert_eq!(groups.iter().map(|g| g.ids.clone()).collect::<Vec<_>>(), [vec![1, 4], vec![2], vec![3]]);
+        assert_eq!(contact_of(&groups[0].op), Some("7"));
+        assert_eq!(props(&groups[0].op)["linehub_link_token"], "c");
+        assert_eq!(contact_of(&groups[1].op), None);
     }
 }

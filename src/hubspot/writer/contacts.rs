@@ -1,14 +1,14 @@
-//! The writer's contact writes: `batch/update` of linked contacts, `batch/create` of new ones
-//! with their placeholder email (a 409 names the existing contact, which is linked and then
-//! updated), and the lookup of contacts for changes that must not create one (an unfollow from
-//! someone linehub never saw).
+//! The writer's contact writes: `batch/update` of linked contacts and of writes by contact id,
+//! `batch/create` of new ones with their placeholder email (a 409 names the existing contact,
+//! which is linked and then updated), and the lookup of contacts for changes that must not
+//! create one (an unfollow from someone linehub never saw).
 
 use std::collections::BTreeMap;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::batch::{Group, batch_errors, ids_by_email, props, user_of};
+use super::batch::{Group, batch_errors, contact_of, ids_by_email, props, user_of};
 use super::{DrainReport, Writer, WriterError};
 use crate::hubspot::api;
 use crate::hubspot::error::{HubSpotError, existing_id};
@@ -51,6 +51,10 @@ impl Writer {
         for (contact, g) in chunk {
             if ok.contains(&contact) {
                 report.updated += 1;
+                done.extend(g.ids);
+            } else if missing.contains(&contact) && contact_of(&g.op).is_some() {
+                // A write to a contact by id: the contact is gone, so is the reason to write.
+                tracing::info!(contact = %contact, "contact was deleted in HubSpot; its write is dropped");
                 done.extend(g.ids);
             } else if missing.contains(&contact) {
                 // Deleted in HubSpot: forget the link; the rows stay due and create it again.

@@ -5,7 +5,9 @@
 //! contacts are updated with `batch/update`, unknown ones created with `batch/create` (≤100 per
 //! call). A LINE user's contact is found from linehub's own link table and from HubSpot's
 //! answers, never by search, whose index lags: a create carries the user's placeholder email, so
-//! a contact that already exists answers 409 with its id and is updated instead.
+//! a contact that already exists answers 409 with its id and is updated instead. Writes keyed by
+//! contact id (a contact's link token) are updated in batches of their own, never create a
+//! contact, and are dropped, with a log line, when the contact is gone.
 //!
 //! Failures stay in the outbox with their retry state: a 429 or an outage pauses the whole
 //! portal and reschedules the rows (exponential backoff with jitter; the rate-limit headers set
@@ -36,7 +38,7 @@ mod logins;
 mod send_log;
 mod tasks;
 
-use batch::{BatchError, Group, chunks, coalesce, user_of};
+use batch::{BatchError, Group, by_contact_id, chunks, coalesce, user_of};
 
 /// Permanent failures tolerated before a row is dead-lettered.
 const MAX_PERMANENT_ATTEMPTS: i64 = 3;
@@ -168,6 +170,8 @@ impl Writer {
         }
         let (sends, groups): (Vec<Group>, Vec<Group>) =
             groups.into_iter().partition(|g| matches!(g.op, Op::SendNote { .. } | Op::CompleteAction { .. }));
+        let (by_id, groups): (Vec<Group>, Vec<Group>) =
+            groups.into_iter().partition(|g| matches!(g.op, Op::ContactById { .. }));
         let (contacts, tasks): (Vec<Group>, Vec<Group>) =
             groups.into_iter().partition(|g| matches!(g.op, Op::Contact { .. }));
         let users: Vec<String> = contacts.iter().chain(&tasks).map(|g| user_of(&g.op).to_string()).collect();
@@ -196,6 +200,13 @@ impl Writer {
         }
         for chunk in chunks(lookup) {
             if !self.find_contacts(chunk, report).await? {
+                return Ok(());
+            }
+        }
+        // Batches of their own: a contact may also have a write by LINE user in this pass, and
+        // one batch may not name a record twice.
+        for chunk in chunks(by_contact_id(by_id)) {
+            if !self.update_contacts(chunk, report).await? {
                 return Ok(());
             }
         }
@@ -264,6 +275,7 @@ impl Writer {
                             Box::pin(self.update_contacts(chunk, report)).await?
                         }
                     }
+                    Op::ContactById { .. } => Box::pin(self.update_contacts(by_contact_id(half), report)).await?,
                     Op::OwnerTask { .. } | Op::LinkLogin { .. } => {
                         self.fail_groups(half, &e, report).await?;
                         true

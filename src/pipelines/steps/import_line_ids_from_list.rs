@@ -175,7 +175,7 @@ impl ImportLineIdsFromList {
 }
 
 /// A 404 on the list means the id is wrong: say so in the user's terms.
-fn missing_list(e: HubSpotError, list: &str) -> StepError {
+pub(super) fn missing_list(e: HubSpotError, list: &str) -> StepError {
     match e {
         HubSpotError::NotFound(_) => {
             StepError::Refused(format!("HubSpot has no list {list}; check list_id (the number in the list's URL)"))

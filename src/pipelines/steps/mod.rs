@@ -113,6 +113,7 @@ steps! {
     ReconcileFollowStatus => reconcile_follow_status,
     EnforcePlanLimits => enforce_plan_limits,
     BroadcastToList => broadcast_to_list,
+    IssueLinkTokens => issue_link_tokens,
 }
 
 #[cfg(test)]
