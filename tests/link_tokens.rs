@@ -107,6 +107,28 @@ async fn a_second_run_keeps_the_tokens_and_extends_them_without_writing_hubspot(
 }
 
 #[tokio::test]
+async fn an_expired_token_is_replaced_not_revived() {
+    let w = World::new().await;
+    let (list, ids) = members(&w, 3).await;
+    w.add_pipeline("tokens.yaml", &issue(&list, "      valid_for_days: 7\n")).await;
+    w.daemon.run_pipeline("tokens", false).await.unwrap();
+    w.daemon.settle().await.unwrap();
+    let first = tokens(&w, &ids);
+    w.clock.advance(Duration::from_millis(8 * DAY_MS as u64));
+    let again = w.daemon.run_pipeline("tokens", false).await.unwrap();
+    assert_eq!(again.total("kept"), 3, "the second account keeps what the first issued: {again}");
+    assert_eq!(again.total("issued"), 3, "{again}");
+    w.daemon.settle().await.unwrap();
+    let second = tokens(&w, &ids);
+    assert!(first.iter().zip(&second).all(|(a, b)| a != b), "new tokens");
+    for old in &first {
+        let record = w.daemon.store().link_token(hash_link_token(old), "tokyo".into()).await.unwrap().unwrap();
+        assert!(record.expires_at <= w.clock.now_ms(), "the old link stays expired");
+    }
+    assert_resolve(&w, &ids, &second, w.clock.now_ms() + 7 * DAY_MS).await;
+}
+
+#[tokio::test]
 async fn a_token_linehub_does_not_know_for_that_contact_is_replaced() {
     let w = World::new().await;
     let (list, ids) = members(&w, 3).await;
@@ -153,7 +175,7 @@ async fn rotating_replaces_every_token_once_and_the_old_ones_stop_resolving() {
         assert_eq!(w.daemon.store().link_token(hash_link_token(o), "tokyo".into()).await.unwrap(), None);
     }
     assert_resolve(&w, &ids, &new, w.clock.now_ms() + 30 * DAY_MS).await;
-    let hashes = w.daemon.store().link_token_hashes(ids.clone()).await.unwrap();
+    let hashes = w.daemon.store().link_token_hashes(ids.clone(), w.clock.now_ms()).await.unwrap();
     assert!(hashes.values().all(|h| h.len() == 1), "one token per contact after rotation: {hashes:?}");
 }
 
@@ -168,7 +190,7 @@ async fn a_dry_run_reports_and_writes_nothing() {
     assert!(report.dry_run && report.state == RunState::Done, "{report}");
     assert_eq!(report.steps[0].report.get("issued"), 10, "{report}");
     assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
-    assert!(w.daemon.store().link_token_hashes(ids.clone()).await.unwrap().is_empty());
+    assert!(w.daemon.store().link_token_hashes(ids.clone(), w.clock.now_ms()).await.unwrap().is_empty());
     assert_eq!(w.daemon.settle().await.unwrap().rows_done, 0);
     assert_eq!(w.sandbox.hubspot().contacts(), before);
 
@@ -176,12 +198,12 @@ async fn a_dry_run_reports_and_writes_nothing() {
     w.daemon.run_pipeline("tokens", false).await.unwrap();
     w.daemon.settle().await.unwrap();
     let issued = tokens(&w, &ids);
-    let hashes = w.daemon.store().link_token_hashes(ids.clone()).await.unwrap();
+    let hashes = w.daemon.store().link_token_hashes(ids.clone(), w.clock.now_ms()).await.unwrap();
     w.add_pipeline("rotate.yaml", &issue(&list, "      rotate: true\n")).await;
     let dry = w.daemon.run_pipeline("rotate", true).await.unwrap();
     assert_eq!(dry.steps[0].report.get("rotated"), 10, "{dry}");
     assert_eq!(w.daemon.store().outbox_len().await.unwrap(), 0);
-    assert_eq!(w.daemon.store().link_token_hashes(ids.clone()).await.unwrap(), hashes);
+    assert_eq!(w.daemon.store().link_token_hashes(ids.clone(), w.clock.now_ms()).await.unwrap(), hashes);
     assert_eq!(tokens(&w, &ids), issued);
 }
 

@@ -216,13 +216,20 @@ impl Store {
         .await
     }
 
-    /// The contacts among `contacts` that hold a link token, with its hash.
-    pub async fn link_token_hashes(&self, contacts: Vec<String>) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+    /// The contacts among `contacts` that hold a link token still valid at `now`, with its hash.
+    /// An expired token is not revived by a later issue: the contact gets a new one.
+    pub async fn link_token_hashes(
+        &self,
+        contacts: Vec<String>,
+        now: i64,
+    ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT token_hash FROM link_tokens WHERE contact_id = ?1")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT token_hash FROM link_tokens WHERE contact_id = ?1 AND expires_at > ?2")?;
             let mut out = BTreeMap::new();
             for c in contacts {
-                let hashes = stmt.query_map([&c], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+                let hashes =
+                    stmt.query_map(params![c, now], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
                 if !hashes.is_empty() {
                     out.insert(c, hashes);
                 }
@@ -416,7 +423,8 @@ mod tests {
         assert_eq!(store.link_token("old".into(), "a".into()).await.unwrap().unwrap().expires_at, 900);
         store.put_link_tokens(vec![("new".into(), "7".into())], 1000, true, 60).await.unwrap();
         assert_eq!(store.link_token("old".into(), "a".into()).await.unwrap(), None);
-        assert_eq!(store.link_token_hashes(vec!["7".into()]).await.unwrap()["7"], vec!["new".to_string()]);
+        assert_eq!(store.link_token_hashes(vec!["7".into()], 60).await.unwrap()["7"], vec!["new".to_string()]);
+        assert!(store.link_token_hashes(vec!["7".into()], 1000).await.unwrap().is_empty(), "expired by then");
         store.put_link_tokens(vec![("new".into(), "8".into())], 2000, false, 70).await.unwrap();
         let record = store.link_token("new".into(), "a".into()).await.unwrap().unwrap();
         assert_eq!((record.contact.as_str(), record.expires_at), ("7", 1000), "a token never moves to another contact");

@@ -7,9 +7,10 @@
 //! that one, until the token expires. This step fills `linehub_link_token` (one property for all
 //! accounts) ahead of the email. For each member of the list:
 //!
-//! - a token linehub issued to that very contact is kept, and valid again for `valid_for_days`
-//!   from now (no HubSpot write);
-//! - otherwise (no token, one typed by hand or copied from another contact, or `rotate: true`) a
+//! - a token linehub issued to that very contact, and not yet expired, is kept, and valid for
+//!   `valid_for_days` from now (no HubSpot write);
+//! - otherwise (no token, an expired one, one typed by hand or copied from another contact, or
+//!   `rotate: true`) a
 //!   new token is minted, its hash stored first, then the property written through the writer.
 //!   Rotating also drops the contact's older tokens: links in earlier emails stop working.
 //!
@@ -151,7 +152,7 @@ async fn sort(
     page: &mut Page,
 ) -> Result<(), StepError> {
     let ids: Vec<String> = contacts.iter().map(|c| c.id.clone()).collect();
-    let issued = ctx.store.link_token_hashes(ids.clone()).await?;
+    let issued = ctx.store.link_token_hashes(ids.clone(), ctx.clock.now_ms()).await?;
     // A write queued earlier (by this step's first account, say) is what the property will hold.
     let pending = ctx.store.pending_contact_values(ids, LINK_TOKEN.to_string()).await?;
     for c in contacts {
