@@ -500,3 +500,32 @@ async fn a_note_for_a_contact_deleted_meanwhile_fails_alone_and_the_others_are_m
     assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains(gone.as_str())), "its own error: {dead:#?}");
     w.sandbox.assert_no_violations();
 }
+
+#[tokio::test]
+async fn the_recipient_may_come_from_a_contact_property_the_workflow_picks() {
+    let w = World::new().await;
+    w.daemon.ensure_properties().await.unwrap();
+    // A LINE id collected by a form into a property of its own; LINE User ID _1 is empty.
+    let user = linehub_sandbox::webhook::random_user_id();
+    w.friend("tokyo", &user, "Aoi");
+    w.create_text_property("line_id_from_form").await;
+    let contact =
+        w.sandbox.hubspot().create_contact(&[("email", "aoi@example.com"), ("line_id_from_form", &user)]).unwrap();
+    // HubSpot sends the picked property's value as the input.
+    let inputs = json!({ "account": "tokyo", "line_user_id": user, "message_1": "Hello" });
+    let (status, answer) = w.post_signed_action(action_body("ap-pick", &contact, inputs)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(blocked(&answer), "{answer}");
+    w.daemon.settle().await.unwrap();
+    assert_eq!(pushes_to(&w, &user).len(), 1);
+    assert_eq!(w.sandbox.hubspot().callback("ap-pick").unwrap().output_fields["hs_execution_state"], "SUCCESS");
+
+    // A value that is not a LINE user id fails the action at once, with the reason.
+    let inputs = json!({ "account": "tokyo", "line_user_id": "aoi@example.com", "message_1": "Hello" });
+    let (status, answer) = w.post_signed_action(action_body("ap-bad-pick", &contact, inputs)).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["outputFields"]["hs_execution_state"], "FAIL_CONTINUE", "{answer}");
+    assert!(answer["outputFields"]["error"].as_str().unwrap().contains("is not a LINE user id"), "{answer}");
+    assert_eq!(w.daemon.store().sends(10).await.unwrap().len(), 1, "the bad request stored nothing");
+    w.sandbox.assert_no_violations();
+}

@@ -18,6 +18,7 @@ use super::tokens;
 use crate::config::Config;
 use crate::line::limits::{MAX_MESSAGES, MAX_TEXT_UNITS, text_units};
 use crate::store::sends::NewSend;
+use crate::sync::link::is_line_user_id;
 
 /// One message as the workflow gave it, before contact tokens are filled in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +70,9 @@ pub struct ActionRequest {
     pub drafts: Vec<Draft>,
     /// Deliver without a notification sound.
     pub notification_disabled: bool,
+    /// The LINE user id from the optional `line_user_id` input (a contact property the workflow
+    /// picked); without it the contact's `LINE User ID _N` is used.
+    pub recipient: Option<String>,
 }
 
 impl From<ActionRequest> for NewSend<Draft> {
@@ -79,6 +83,7 @@ impl From<ActionRequest> for NewSend<Draft> {
             contact_id: r.contact_id,
             drafts: r.drafts,
             notification_disabled: r.notification_disabled,
+            recipient: r.recipient,
         }
     }
 }
@@ -148,7 +153,19 @@ impl ActionRequest {
             Value::Bool(b) => *b,
             v => input_text(v).is_some_and(|t| t.trim().eq_ignore_ascii_case("true")),
         };
-        Ok(ActionRequest { callback_id, contact_id, account_id, drafts, notification_disabled })
+        // The optional property-picker input: a value that is there must be a LINE user id.
+        let recipient = match input_text(&inputs["line_user_id"]).map(|t| t.trim().to_string()) {
+            Some(id) if id.is_empty() => None,
+            Some(id) if is_line_user_id(&id) => Some(id),
+            Some(id) => {
+                let shown: String = id.chars().take(40).collect();
+                return Err(invalid(format!(
+                    "the `line_user_id` input `{shown}` is not a LINE user id (U and 32 lower-case hex digits)"
+                )));
+            }
+            None => None,
+        };
+        Ok(ActionRequest { callback_id, contact_id, account_id, drafts, notification_disabled, recipient })
     }
 }
 

@@ -245,7 +245,8 @@ fn render(
     let Some(properties) = contact else {
         return Err(Step::Failed(format!("contact {} does not exist in HubSpot", send.contact_id)));
     };
-    let Some(user) = properties.get(&Field::UserId.name(serial)).cloned() else {
+    // The LINE user the workflow picked, else the account's `LINE User ID _N`.
+    let Some(user) = send.recipient.clone().or_else(|| properties.get(&Field::UserId.name(serial)).cloned()) else {
         return Err(Step::Failed(format!(
             "contact {} has no {} (account `{}`): they are not linked to this LINE account",
             send.contact_id,
@@ -323,6 +324,7 @@ mod tests {
             notification_disabled: false,
             retry_key: "k".into(),
             prepared: None,
+            recipient: None,
             attempts: 1,
             first_attempt_at: None,
             created_at: 0,

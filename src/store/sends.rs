@@ -39,6 +39,9 @@ pub struct NewSend<D> {
     pub drafts: Vec<D>,
     /// Deliver without a notification sound.
     pub notification_disabled: bool,
+    /// The LINE user to send to, when the request named one (else the contact's `LINE User ID
+    /// _N` is read before the first attempt).
+    pub recipient: Option<String>,
 }
 
 /// A send that is due (`D`: a message draft, see [`NewSend`]).
@@ -60,6 +63,8 @@ pub struct DueSend<D> {
     pub retry_key: String,
     /// Fixed before the first attempt: the LINE user and the rendered messages.
     pub prepared: Option<(String, Vec<Value>)>,
+    /// The LINE user the request named, if any (see [`NewSend::recipient`]).
+    pub recipient: Option<String>,
     /// Attempts made so far.
     pub attempts: i64,
     /// When the first attempt was made (ms).
@@ -107,8 +112,8 @@ impl Store {
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             conn.execute(
                 "INSERT INTO sends (origin, callback_id, account_id, contact_id, drafts, notification_disabled,
-                                    retry_key, next_attempt_at, created_at)
-                 VALUES ('workflow', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                                    retry_key, next_attempt_at, created_at, user_id)
+                 VALUES ('workflow', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
                 params![
                     request.callback_id,
                     request.account_id,
@@ -116,7 +121,8 @@ impl Store {
                     drafts,
                     request.notification_disabled,
                     super::retry_key::retry_key(),
-                    now
+                    now,
+                    request.recipient
                 ],
             )?;
             Ok(Stored::New(conn.last_insert_rowid()))
@@ -148,10 +154,13 @@ impl Store {
                     drafts: serde_json::from_str(&drafts).map_err(|e| json_error(4, e))?,
                     notification_disabled: r.get(5)?,
                     retry_key: r.get(6)?,
-                    prepared: match (user, payload) {
-                        (Some(u), Some(p)) => Some((u, serde_json::from_str(&p).map_err(|e| json_error(8, e))?)),
+                    prepared: match (&user, payload) {
+                        (Some(u), Some(p)) => {
+                            Some((u.clone(), serde_json::from_str(&p).map_err(|e| json_error(8, e))?))
+                        }
                         _ => None,
                     },
+                    recipient: user,
                     attempts: r.get(9)?,
                     first_attempt_at: r.get(10)?,
                     created_at: r.get(11)?,
