@@ -74,12 +74,7 @@ pub async fn start(State(app): State<AppState>, Path(account): Path<String>, Que
         Err(e) => return failure(&account, "login", &e),
     };
     let urls = LoginUrls::new(&config.server.public_base_url, &account, login);
-    let to = app.login.authorize_url(login, &urls.callback, &started.state, &started.nonce, &started.challenge);
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(&to) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    private(res)
+    see_other(&app.login.authorize_url(login, &urls.callback, &started.state, &started.nonce, &started.challenge))
 }
 
 /// `GET /line/{account}/login/callback`.
@@ -267,12 +262,8 @@ pub async fn sample(State(app): State<AppState>, Path(account): Path<String>) ->
 /// The answer to a completed login: the after-login URL, or a page.
 fn linked(config: &crate::config::Config, account: &str, completed: &Completed) -> Response {
     let after = login::login_of(config, account).ok().and_then(|(_, l)| l.after_login_url.clone());
-    if let Some(to) = after
-        && let Ok(v) = HeaderValue::from_str(&to)
-    {
-        let mut res = StatusCode::SEE_OTHER.into_response();
-        res.headers_mut().insert(header::LOCATION, v);
-        return private(res);
+    if let Some(to) = after {
+        return see_other(&to);
     }
     let text = match completed {
         Completed::Linked { .. } => "Your LINE account is linked. You can close this page.",
@@ -309,6 +300,15 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     let mut res = (status, html).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    private(res)
+}
+
+/// 303 to `to`, private like every login answer.
+fn see_other(to: &str) -> Response {
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
     private(res)
 }
 
